@@ -1,0 +1,214 @@
+// Command brana is the one binary of the brana gateway: it parses flags,
+// loads config, calls into the gateway packages and maps the outcome to an
+// exit code. Everything else lives in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/brana-ot/brana/gateway"
+	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/demo"
+	"github.com/brana-ot/brana/policy"
+	"github.com/brana-ot/brana/protocols/modbus"
+	"github.com/brana-ot/brana/testbench/lab"
+	"github.com/brana-ot/brana/testbench/modbussim"
+)
+
+const usage = `brana — remote-access gateway for industrial control systems
+
+Usage:
+  brana run -c FILE          run the gateway
+  brana check -c FILE        validate config and policy without starting (exit 1 on error)
+  brana demo                 simulated PLCs and a gateway on loopback, with instructions
+  brana testbench [flags]    run only the simulated PLCs
+  brana policy explain -c FILE --party P --target T --op OP
+                             say what would happen to one request, rule by rule
+  brana version              version, commit and build target
+`
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the command ran and found a problem (invalid config, gateway error)
+	exitUsage  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "testbench":
+		return cmdTestbench(ctx, args[1:], stdout, stderr)
+	case "policy":
+		if len(args) > 1 && args[1] == "explain" {
+			return cmdExplain(args[2:], stdout, stderr)
+		}
+		fmt.Fprintln(stderr, "usage: brana policy explain -c FILE --party P --target T --op OP")
+		return exitUsage
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "brana %s (commit %s) %s/%s %s\n", gateway.Version, gateway.Commit, runtime.GOOS, runtime.GOARCH, runtime.Version())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "brana: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("brana "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func logger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := newFlags("run", stderr)
+	file := fs.String("c", "/etc/brana/brana.yaml", "config file")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	log := logger(stderr, *level)
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	if err := g.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", stderr)
+	file := fs.String("c", "/etc/brana/brana.yaml", "config file")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d listeners, %d targets, %d parties, %d rules; policy sha256:%s\n",
+		*file, len(cfg.Listeners), len(cfg.Targets), len(pol.Parties()), len(pol.Rules()), pol.Digest())
+	return exitOK
+}
+
+func cmdExplain(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("policy explain", stderr)
+	file := fs.String("c", "/etc/brana/brana.yaml", "config file")
+	party := fs.String("party", "", "party id")
+	target := fs.String("target", "", "target name")
+	op := fs.String("op", "", "operation: CLASS or fc:N[/SUB], optionally :TABLE:START[-END][=V1,V2...] and @UNIT; e.g. write:holding:100=42@1")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	if *party == "" || *target == "" || *op == "" {
+		fmt.Fprintln(stderr, "brana policy explain: --party, --target and --op are required")
+		return exitUsage
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	p := pol.Party(*party)
+	if p == nil {
+		fmt.Fprintf(stderr, "brana policy explain: no party %q in %s\n", *party, *file)
+		return exitFailed
+	}
+	unit, pdu, err := policy.ParseModbusOp(*op)
+	if err != nil {
+		fmt.Fprintf(stderr, "brana policy explain: --op: %v\n", err)
+		return exitUsage
+	}
+	var req modbus.Request
+	if err := modbus.ParseRequest(unit, pdu, &req); err != nil {
+		fmt.Fprintf(stderr, "brana policy explain: --op %q is not a valid request: %v\n", *op, err)
+		return exitUsage
+	}
+	fmt.Fprint(stdout, pol.ExplainModbus(p, *target, &req).String())
+	return exitOK
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("demo", stderr)
+	dir := fs.String("dir", "brana-demo", "working directory for the demo's config and audit log")
+	level := fs.String("log-level", "warn", "gateway log level")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	err := demo.Run(ctx, demo.Options{Dir: *dir, Out: stdout, Log: logger(stderr, *level)})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "brana demo:", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func cmdTestbench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("testbench", stderr)
+	listen := fs.String("listen", "127.0.0.1:15020", "Modbus TCP address of the first PLC; each further PLC takes the next port")
+	models := fs.String("models", "feeder,pump", "comma-separated process models, one PLC each (unit 1); known: "+strings.Join(modbussim.Models(), ", "))
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	err := lab.Run(ctx, *listen, strings.Split(*models, ","), stdout)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "brana testbench:", err)
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,186 @@
+// Package demo runs `brana demo`: simulated PLCs and a gateway with a
+// built-in config, all on loopback, and tells a newcomer what to try.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/brana-ot/brana/gateway"
+	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/testbench/lab"
+)
+
+// Ports of the demo (DESIGN.md contract).
+const (
+	GatewayModbus = "127.0.0.1:5020"
+	FirstPLC      = "127.0.0.1:15020"
+)
+
+// Options for Run.
+type Options struct {
+	Dir        string // working directory for config and audit log
+	Out        io.Writer
+	Log        *slog.Logger
+	GatewayAdr string // default GatewayModbus; tests use 127.0.0.1:0
+	PLCAdr     string // default FirstPLC
+	Ready      func(*gateway.Gateway, *lab.Lab)
+}
+
+// Config is the demo's config file; %s are the two PLC addresses and the
+// gateway's Modbus address.
+const Config = `# brana demo config: written by 'brana demo'; edit and run with 'brana run -c FILE'.
+version: 1
+gateway:
+  name: "Demo substation Lhota 110/22 kV"
+  data_dir: data
+audit:
+  durability: batch
+
+listeners:
+  - name: scada
+    protocol: modbus
+    address: %[3]s
+    routes:
+      - units: [1]
+        target: feeder-plc
+      - units: [2]
+        target: pump-station
+        target_unit: 1
+
+targets:
+  - name: feeder-plc
+    description: "22 kV feeder bay protection and control"
+    transport: tcp
+    address: %[1]s
+    timeout: 1s
+  - name: pump-station
+    description: "Water pumping station PLC"
+    transport: tcp
+    address: %[2]s
+    timeout: 1s
+
+parties:
+  - id: monitoring
+    name: "Dispatch monitoring (read-only)"
+    organisation: "Distribuce Lhota a.s."
+    kind: operator
+    networks: [127.0.0.1/32]
+  - id: engineering
+    name: "Protection engineer workstation"
+    organisation: "Distribuce Lhota a.s."
+    kind: operator
+    networks: [127.0.0.2/32]
+
+rules:
+  - name: monitoring-read
+    description: "Dispatch may read everything and change nothing."
+    parties: [monitoring]
+    targets: ["*"]
+    classes: [read]
+  - name: engineering-read
+    parties: [engineering]
+    targets: ["*"]
+    classes: [read, diagnose]
+  - name: feeder-setpoints
+    description: "Setpoint window 100-119 of the feeder, values 0..5000."
+    parties: [engineering]
+    targets: [feeder-plc]
+    classes: [write]
+    units: [1]
+    ranges:
+      holding: ["100-119"]
+    values: {min: 0, max: 5000}
+`
+
+// Run writes the demo config, starts the simulated PLCs and the gateway, prints
+// how to connect, and runs until ctx is done.
+func Run(ctx context.Context, o Options) error {
+	if o.GatewayAdr == "" {
+		o.GatewayAdr = GatewayModbus
+	}
+	if o.PLCAdr == "" {
+		o.PLCAdr = FirstPLC
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	plant, err := lab.Start(ctx, o.PLCAdr, []string{"feeder", "pump"})
+	if err != nil {
+		return err
+	}
+	defer plant.Wait()
+	defer cancel()
+
+	file := filepath.Join(o.Dir, "brana.yaml")
+	text := fmt.Sprintf(Config, plant.Sims[0].Addr, plant.Sims[1].Addr, o.GatewayAdr)
+	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {
+		return err
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(cfg, o.Log)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	if o.Ready != nil {
+		o.Ready(g, plant)
+	}
+	printHelp(o.Out, g, plant, file)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return <-done
+	}
+}
+
+func printHelp(w io.Writer, g *gateway.Gateway, plant *lab.Lab, file string) {
+	addr := g.Addr("scada").String()
+	host, port, _ := strings.Cut(addr, ":")
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		host, port = addr[:i], addr[i+1:]
+	}
+	fmt.Fprintf(w, `brana demo is running (Ctrl-C stops everything).
+
+  Modbus gateway        %[1]s   unit 1 = feeder bay, unit 2 = pumping station
+%[4]s  config                %[5]s
+  audit log             %[6]s
+
+Connections from 127.0.0.1 are the party "monitoring" (read-only);
+from 127.0.0.2 the party "engineering" (may write feeder setpoints 100-119).
+
+Try, from another terminal (apt-get install mbpoll):
+  read the feeder's protection setpoints:
+    mbpoll -m tcp -p %[3]s -a 1 -r 1 -c 10 -1 %[2]s
+  read the feeder's phase currents and voltages (input registers):
+    mbpoll -m tcp -p %[3]s -a 1 -t 3 -r 1 -c 8 -1 %[2]s
+  read the pumping station's tank level and flow:
+    mbpoll -m tcp -p %[3]s -a 2 -t 3 -r 1 -c 4 -1 %[2]s
+  try to change a setpoint as "monitoring" (refused with exception 01, never reaches the PLC):
+    mbpoll -m tcp -p %[3]s -a 1 -r 101 %[2]s 500
+  see both in the audit log:
+    tail -n 5 %[6]s
+  ask the policy why:
+    go run ./cmd/brana policy explain -c %[5]s --party monitoring --target feeder-plc --op write:holding:100=500@1
+    go run ./cmd/brana policy explain -c %[5]s --party engineering --target feeder-plc --op write:holding:100=500@1
+
+`, addr, host, port, describe(plant), file, g.AuditPath())
+}
+
+func describe(plant *lab.Lab) string {
+	var b strings.Builder
+	plant.Describe(&b)
+	return b.String()
+}

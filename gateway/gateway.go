@@ -1,0 +1,189 @@
+// Package gateway wires brana together: it builds the audit log, the policy,
+// the downstream targets and the upstream listeners from a validated config,
+// runs them, and stops them in order. It owns no protocol or policy logic.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/modbusrelay"
+	"github.com/brana-ot/brana/gateway/modbustarget"
+	"github.com/brana-ot/brana/policy"
+)
+
+// Version is stamped at build time with -ldflags.
+var (
+	Version = "dev"
+	Commit  = "unknown"
+)
+
+// Gateway is one running brana instance.
+type Gateway struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	bootID string
+
+	audit   *audit.Log
+	policy  atomic.Pointer[policy.Policy]
+	targets map[string]*modbustarget.Target
+
+	servers   []*modbusrelay.Server
+	listeners []net.Listener
+}
+
+// New builds every part and binds every listener, so that callers (and tests
+// listening on port 0) know the addresses before Run.
+func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
+	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	if err != nil {
+		return nil, fmt.Errorf("gateway: policy: %w", err)
+	}
+	var boot [4]byte
+	rand.Read(boot[:])
+	g = &Gateway{cfg: cfg, log: log, bootID: hex.EncodeToString(boot[:]), targets: make(map[string]*modbustarget.Target)}
+	g.policy.Store(pol)
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+
+	dur, err := audit.ParseDurability(cfg.Audit.Durability)
+	if err != nil {
+		return nil, err
+	}
+	g.audit, err = audit.Open(AuditDir(cfg), audit.Options{
+		Durability:    dur,
+		SyncInterval:  cfg.Audit.SyncInterval.D(),
+		AppendTimeout: cfg.Audit.AppendTimeout.D(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	for _, tc := range cfg.Targets {
+		t, err := modbustarget.New(tc, log)
+		if err != nil {
+			return nil, err
+		}
+		g.targets[tc.Name] = t
+	}
+	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID}
+	for _, lc := range cfg.Listeners {
+		s, err := modbusrelay.New(lc, deps)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: listener %s: %w", lc.Name, err)
+		}
+		g.servers = append(g.servers, s)
+		g.listeners = append(g.listeners, ln)
+	}
+	return g, nil
+}
+
+// DataDir resolves the configured data directory against the config file's folder.
+func DataDir(cfg *config.Config) string {
+	d := cfg.Gateway.DataDir
+	if !filepath.IsAbs(d) && cfg.File != "" {
+		d = filepath.Join(filepath.Dir(cfg.File), d)
+	}
+	return d
+}
+
+// AuditDir is where the audit log lives.
+func AuditDir(cfg *config.Config) string {
+	if d := cfg.Audit.Dir; d != "" {
+		if filepath.IsAbs(d) {
+			return d
+		}
+		return filepath.Join(DataDir(cfg), d)
+	}
+	return filepath.Join(DataDir(cfg), "audit")
+}
+
+// Addr returns the bound address of the named listener, or nil.
+func (g *Gateway) Addr(listener string) net.Addr {
+	for i, s := range g.servers {
+		if s.Name() == listener {
+			return g.listeners[i].Addr()
+		}
+	}
+	return nil
+}
+
+// AuditPath is the file the audit log appends to.
+func (g *Gateway) AuditPath() string { return g.audit.Path() }
+
+// Policy is the policy in force.
+func (g *Gateway) Policy() *policy.Policy { return g.policy.Load() }
+
+// Run serves until ctx is done, then stops every listener and session and
+// closes the audit log.
+func (g *Gateway) Run(ctx context.Context) error {
+	g.lifecycle(audit.GatewayStart, "brana "+Version+" ("+Commit+") gateway "+g.cfg.Gateway.Name)
+	pol := g.policy.Load()
+	if _, err := g.audit.Append(ctx, &audit.Record{Type: audit.ConfigLoad, Unit: -1, Func: -1, Sub: -1,
+		Status: "loaded", Detail: "config " + g.cfg.File + "; policy sha256:" + pol.Digest()}); err != nil {
+		g.close()
+		return fmt.Errorf("gateway: audit log: %w", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(g.servers))
+	for i, s := range g.servers {
+		ln := g.listeners[i]
+		g.log.Info("listening", "listener", s.Name(), "address", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Serve(ctx, ln); err != nil {
+				errs <- fmt.Errorf("listener %s: %w", s.Name(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var err error
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	g.lifecycle(audit.GatewayStop, "stopped")
+	g.close()
+	return err
+}
+
+func (g *Gateway) lifecycle(t audit.Type, detail string) {
+	if g.audit == nil {
+		return
+	}
+	if _, err := g.audit.Append(context.Background(), &audit.Record{Type: t, Unit: -1, Func: -1, Sub: -1, Detail: detail}); err != nil {
+		g.log.Error("audit append failed", "type", string(t), "err", err)
+	}
+}
+
+func (g *Gateway) close() {
+	for _, ln := range g.listeners {
+		ln.Close()
+	}
+	for _, t := range g.targets {
+		t.Close()
+	}
+	if g.audit != nil {
+		if err := g.audit.Close(); err != nil {
+			g.log.Error("closing audit log", "err", err)
+		}
+	}
+}

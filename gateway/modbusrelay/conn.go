@@ -1,0 +1,317 @@
+package modbusrelay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/modbustarget"
+	"github.com/brana-ot/brana/policy"
+	"github.com/brana-ot/brana/protocols/modbus"
+)
+
+// conn is one upstream client connection. Requests are handled in order, one
+// at a time; its buffers are fixed so the per-request path does not allocate.
+type conn struct {
+	s     *Server
+	nc    net.Conn
+	party *policy.Party
+	id    string
+	src   string
+
+	rbuf [8 * modbus.MaxADULen]byte
+	wbuf [modbus.MaxADULen]byte
+	resp [modbus.MaxPDULen]byte
+	req  modbus.Request
+	rec  audit.Record
+
+	requests, denied, failed uint64
+	closeReason              string
+}
+
+func (c *conn) serve(ctx context.Context) {
+	c.openRecord()
+	defer c.closeRecord()
+	defer c.nc.Close()
+	start, end := 0, 0
+	for {
+		frame, n, err := modbus.SplitFrame(c.rbuf[start:end])
+		if err != nil {
+			// The stream can no longer be framed: never resync, close.
+			c.invalidFrame(c.rbuf[start:end], err)
+			c.closeReason = "malformed frame"
+			return
+		}
+		if frame != nil {
+			keep, herr := c.handle(ctx, frame)
+			if herr != nil || !keep {
+				return
+			}
+			start += n
+			continue
+		}
+		if start > 0 {
+			end = copy(c.rbuf[:], c.rbuf[start:end])
+			start = 0
+		}
+		if idle := c.s.cfg.IdleTimeout.D(); idle > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		m, err := c.nc.Read(c.rbuf[end:])
+		end += m
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				c.closeReason = "client closed"
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				c.closeReason = "idle timeout"
+			case ctx.Err() != nil:
+				c.closeReason = "gateway stopping"
+			default:
+				c.closeReason = "read error: " + err.Error()
+			}
+			if end > start && m == 0 {
+				c.closeReason += " mid-frame"
+			}
+			return
+		}
+	}
+}
+
+// handle decides on and forwards one request. It reports whether to keep the
+// connection open.
+func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
+	t0 := time.Now()
+	c.requests++
+	txid, unit, fc := frame.TxID(), frame.Unit(), frame.Func()
+	r := &c.rec
+	c.beginRecord(unit, fc)
+
+	rt := &c.s.routes[unit]
+	if !rt.ok {
+		r.Decision, r.Reason = "deny", "no-route"
+		r.Detail = "no route for unit " + strconv.Itoa(int(unit)) + " on listener " + c.s.cfg.Name
+		return c.refuseRequest(txid, unit, fc, modbus.ExGatewayPath, t0, false)
+	}
+	r.Target = rt.name
+	dunit := unit
+	if rt.unit >= 0 {
+		dunit = byte(rt.unit)
+	}
+	r.Unit = int(dunit)
+
+	if err := modbus.ParseRequest(dunit, frame.PDU(), &c.req); err != nil {
+		r.Decision, r.Reason, r.Detail = "invalid", "malformed", err.Error()
+		return c.refuseRequest(txid, unit, fc, modbus.ExceptionFor(err), t0, false)
+	}
+	c.describe()
+
+	rule, derr := c.s.d.Policy.Load().DecideModbus(c.party, rt.name, &c.req)
+	if rule != nil {
+		r.Rule = rule.Name
+	}
+	if derr != nil {
+		var d *policy.Denial
+		reset := false
+		r.Decision, r.Reason = "deny", "policy"
+		if errors.As(derr, &d) {
+			r.Reason = d.Reason.String()
+			if d.Rule != nil {
+				r.Rule = d.Rule.Name
+				reset = d.Rule.Reset
+			}
+		}
+		r.Detail = derr.Error()
+		return c.refuseRequest(txid, unit, fc, exceptionFor(derr), t0, reset)
+	}
+
+	// Write-ahead: the command is in the log before it reaches the plant.
+	r.Decision = "allow"
+	seq, err := c.s.d.Audit.Append(context.WithoutCancel(ctx), r)
+	if err != nil {
+		c.failed++
+		c.s.d.Log.Error("audit log refused a record; refusing the command", "session", c.id, "err", err)
+		return c.reply(modbus.AppendException(c.wbuf[:0], txid, unit, fc, modbus.ExServerFailure))
+	}
+
+	n, out, terr := rt.target.Do(ctx, &c.req, c.resp[:])
+	c.resultRecord(seq, t0, out, n, terr)
+	if terr != nil {
+		c.failed++
+		return c.reply(modbus.AppendException(c.wbuf[:0], txid, unit, fc, modbustarget.Exception(terr)))
+	}
+	if n == 0 {
+		return true, nil // serial broadcast: nobody answers
+	}
+	return c.reply(modbus.AppendADU(c.wbuf[:0], txid, unit, c.resp[:n]))
+}
+
+// exceptionFor translates a policy denial at this protocol's edge.
+func exceptionFor(err error) byte {
+	var d *policy.Denial
+	if !errors.As(err, &d) {
+		return modbus.ExIllegalFunction
+	}
+	switch d.Reason {
+	case policy.AddressDenied:
+		return modbus.ExIllegalDataAddress
+	case policy.ValueDenied, policy.MaskedWrite:
+		return modbus.ExIllegalDataValue
+	case policy.UnitDenied:
+		return modbus.ExGatewayPath
+	default:
+		return modbus.ExIllegalFunction
+	}
+}
+
+// refuseRequest records a request that is not forwarded and answers it with
+// an exception. The record is complete (no result record follows).
+func (c *conn) refuseRequest(txid uint16, unit, fc, code byte, t0 time.Time, reset bool) (bool, error) {
+	c.denied++
+	r := &c.rec
+	r.Exception = int(code)
+	r.Status = "exception " + modbus.ExceptionName(code)
+	r.LatencyUS = time.Since(t0).Microseconds()
+	if _, err := c.s.d.Audit.Append(context.Background(), r); err != nil {
+		c.s.d.Log.Error("audit log refused a denial record", "session", c.id, "err", err)
+		code = modbus.ExServerFailure
+	}
+	keep, err := c.reply(modbus.AppendException(c.wbuf[:0], txid, unit, fc, code))
+	if reset && err == nil {
+		c.closeReason = "reset by rule " + r.Rule
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			tc.SetLinger(0) // RST, as the rule asks
+		}
+		return false, nil
+	}
+	return keep, err
+}
+
+func (c *conn) reply(b []byte) (bool, error) {
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.closeReason = "write error: " + err.Error()
+		return false, err
+	}
+	return true, nil
+}
+
+func (c *conn) base(t audit.Type) {
+	r := &c.rec
+	r.Reset()
+	r.Type = t
+	r.Session = c.id
+	r.Party, r.PartyName, r.Org = c.party.ID, c.party.Name, c.party.Organisation
+	r.Source = c.src
+	r.Listener = c.s.cfg.Name
+}
+
+func (c *conn) beginRecord(unit, fc byte) {
+	c.base(audit.Command)
+	c.rec.Unit = int(unit)
+	c.rec.Func = int(fc)
+}
+
+// describe copies the decoded request into the record.
+func (c *conn) describe() {
+	r, q := &c.rec, &c.req
+	r.Class = q.Class.String()
+	switch q.Func {
+	case 8, 43, 90:
+		r.Sub = int(q.Sub)
+	}
+	if q.Read.Count > 0 {
+		r.ReadTab, r.ReadAt, r.ReadN = q.Read.Table.String(), int(q.Read.Start), int(q.Read.Count)
+	}
+	if q.Write.Count > 0 {
+		r.WriteTab, r.WriteAt, r.WriteN = q.Write.Table.String(), int(q.Write.Start), int(q.Write.Count)
+	}
+	if n := q.Values.Len(); n > 0 {
+		r.NValues = n
+		for i := 0; i < n && i < audit.MaxValues; i++ {
+			r.Values = append(r.Values, q.Values.At(i))
+		}
+	}
+}
+
+func (c *conn) resultRecord(cmd uint64, t0 time.Time, out modbustarget.Outcome, n int, terr error) {
+	r := &c.rec
+	target, unit, fc := r.Target, r.Unit, r.Func
+	c.base(audit.Result)
+	r.Cmd, r.Target, r.Unit, r.Func = cmd, target, unit, fc
+	r.LatencyUS = time.Since(t0).Microseconds()
+	r.Retries = out.Retries
+	switch {
+	case terr != nil:
+		code := modbustarget.Exception(terr)
+		r.Exception = int(code)
+		r.Status = "failed"
+		r.Detail = terr.Error()
+	case n == 0:
+		r.Status = "broadcast sent"
+	default:
+		if code, ok := modbus.ExceptionOf(c.resp[:n]); ok {
+			r.Exception = int(code)
+			r.Status = "exception from target: " + modbus.ExceptionName(code)
+		} else {
+			r.Status = "ok"
+		}
+	}
+	if _, err := c.s.d.Audit.Enqueue(r); err != nil {
+		c.s.d.Log.Error("audit log refused a result record", "session", c.id, "err", err)
+	}
+}
+
+func (c *conn) invalidFrame(b []byte, ferr error) {
+	c.base(audit.Command)
+	r := &c.rec
+	r.Decision, r.Reason = "invalid", "framing"
+	r.Detail = ferr.Error() + "; header " + hexPrefix(b, 8) + "; connection closed"
+	if _, err := c.s.d.Audit.Append(context.Background(), r); err != nil {
+		c.s.d.Log.Error("audit log refused a record", "session", c.id, "err", err)
+	}
+}
+
+func hexPrefix(b []byte, n int) string {
+	const digits = "0123456789abcdef"
+	if len(b) > n {
+		b = b[:n]
+	}
+	out := make([]byte, 0, 3*len(b))
+	for i, x := range b {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = append(out, digits[x>>4], digits[x&0xf])
+	}
+	return string(out)
+}
+
+func (c *conn) openRecord() {
+	c.base(audit.SessionOpen)
+	c.rec.Decision = "allow"
+	c.rec.Detail = "identified by source network"
+	if _, err := c.s.d.Audit.Append(context.Background(), &c.rec); err != nil {
+		c.s.d.Log.Error("audit log refused a session record", "session", c.id, "err", err)
+	}
+	c.s.d.Log.Info("session opened", "session", c.id, "party", c.party.ID, "source", c.src)
+}
+
+func (c *conn) closeRecord() {
+	c.base(audit.SessionClose)
+	if c.closeReason == "" {
+		c.closeReason = "closed"
+	}
+	c.rec.Status = c.closeReason
+	c.rec.Detail = "requests=" + strconv.FormatUint(c.requests, 10) + " refused=" + strconv.FormatUint(c.denied, 10) +
+		" failed=" + strconv.FormatUint(c.failed, 10)
+	if _, err := c.s.d.Audit.Append(context.Background(), &c.rec); err != nil {
+		c.s.d.Log.Error("audit log refused a session record", "session", c.id, "err", err)
+	}
+	c.s.d.Log.Info("session closed", "session", c.id, "reason", c.closeReason, "requests", c.requests)
+}

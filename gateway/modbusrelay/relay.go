@@ -1,0 +1,185 @@
+// Package modbusrelay is brana's upstream Modbus TCP side: it accepts client
+// connections, identifies the party, and for every request decodes, decides,
+// writes the audit record and only then forwards to the target. Denials and
+// downstream failures are answered with Modbus exceptions; a request is never
+// passed on as raw bytes and a connection never becomes a TCP pipe.
+package modbusrelay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/modbustarget"
+	"github.com/brana-ot/brana/policy"
+)
+
+// Deps are the shared parts a listener works with.
+type Deps struct {
+	Policy  *atomic.Pointer[policy.Policy] // swapped on reload
+	Targets map[string]*modbustarget.Target
+	Audit   *audit.Log
+	Log     *slog.Logger
+	BootID  string // makes session ids unique across restarts
+}
+
+type route struct {
+	ok     bool
+	target *modbustarget.Target
+	name   string
+	unit   int // downstream unit id, -1 = same as upstream
+}
+
+// Server serves one configured Modbus TCP listener.
+type Server struct {
+	cfg    config.Listener
+	d      Deps
+	routes [256]route
+	slots  chan struct{}
+	seq    atomic.Uint64
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+// New builds a listener's server from its validated config.
+func New(cfg config.Listener, d Deps) (*Server, error) {
+	s := &Server{cfg: cfg, d: d, slots: make(chan struct{}, cfg.MaxConnections), conns: make(map[*conn]struct{})}
+	for _, r := range cfg.Routes {
+		t, ok := d.Targets[r.Target]
+		if !ok {
+			return nil, fmt.Errorf("modbusrelay: listener %s routes to unknown target %q", cfg.Name, r.Target)
+		}
+		rt := route{ok: true, target: t, name: r.Target, unit: -1}
+		if r.TargetUnit != nil {
+			rt.unit = *r.TargetUnit
+		}
+		if len(r.Units) == 0 {
+			for u := range s.routes {
+				if !s.routes[u].ok {
+					s.routes[u] = rt
+				}
+			}
+			continue
+		}
+		for _, u := range r.Units {
+			s.routes[u] = rt
+		}
+	}
+	// Explicit units win over a catch-all route, whatever the order in the file.
+	for _, r := range cfg.Routes {
+		for _, u := range r.Units {
+			t := d.Targets[r.Target]
+			rt := route{ok: true, target: t, name: r.Target, unit: -1}
+			if r.TargetUnit != nil {
+				rt.unit = *r.TargetUnit
+			}
+			s.routes[u] = rt
+		}
+	}
+	return s, nil
+}
+
+// Name is the listener's configured name.
+func (s *Server) Name() string { return s.cfg.Name }
+
+// Serve accepts connections on ln until ctx is done, then closes them all.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer func() {
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		wg.Wait()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait and go on, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.d.Log.Warn("accept failed", "listener", s.cfg.Name, "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.refuse(nc, nil, "too many connections", fmt.Sprintf("listener %s is at max_connections=%d", s.cfg.Name, s.cfg.MaxConnections))
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-s.slots }()
+			s.handle(ctx, nc)
+		}()
+	}
+}
+
+func remoteAddr(nc net.Conn) netip.Addr {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// refuse audits a connection that is not let in, then closes it.
+func (s *Server) refuse(nc net.Conn, p *policy.Party, reason, detail string) {
+	rec := audit.Record{Type: audit.SessionRefused, Source: nc.RemoteAddr().String(), Listener: s.cfg.Name,
+		Unit: -1, Func: -1, Sub: -1, Decision: "deny", Reason: reason, Detail: detail}
+	if p != nil {
+		rec.Party, rec.PartyName, rec.Org = p.ID, p.Name, p.Organisation
+	}
+	if _, err := s.d.Audit.Append(context.Background(), &rec); err != nil {
+		s.d.Log.Error("audit append failed for a refused connection", "err", err)
+	}
+	s.d.Log.Info("connection refused", "listener", s.cfg.Name, "source", rec.Source, "reason", reason)
+	nc.Close()
+}
+
+func (s *Server) handle(ctx context.Context, nc net.Conn) {
+	pol := s.d.Policy.Load()
+	party := pol.PartyByAddr(remoteAddr(nc))
+	if party == nil {
+		s.refuse(nc, nil, policy.Unidentified.String(), "source address is not bound to an enrolled party")
+		return
+	}
+	c := &conn{
+		s:     s,
+		nc:    nc,
+		party: party,
+		id:    s.d.BootID + "-" + s.cfg.Name + "-" + strconv.FormatUint(s.seq.Add(1), 10),
+		src:   nc.RemoteAddr().String(),
+	}
+	c.rec.Values = make([]uint16, 0, audit.MaxValues)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	c.serve(ctx)
+}
