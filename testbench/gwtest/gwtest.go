@@ -1,0 +1,74 @@
+// Package gwtest starts a real brana gateway from a config string for
+// scenario tests and benchmarks, on loopback, and stops it when the test ends.
+package gwtest
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/brana-ot/brana/gateway"
+	"github.com/brana-ot/brana/gateway/config"
+)
+
+// Gateway is a running gateway under test.
+type Gateway struct {
+	*gateway.Gateway
+	Dir    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start writes yaml to a temporary brana.yaml (data_dir relative to it), starts
+// the gateway and registers its shutdown with tb.Cleanup.
+func Start(tb testing.TB, yaml string) *Gateway {
+	tb.Helper()
+	dir := tb.TempDir()
+	file := filepath.Join(dir, "brana.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		tb.Fatalf("config: %v", err)
+	}
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		tb.Fatalf("gateway: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gw := &Gateway{Gateway: g, Dir: dir, cancel: cancel, done: make(chan error, 1)}
+	go func() { gw.done <- g.Run(ctx) }()
+	tb.Cleanup(func() { gw.Stop(tb) })
+	return gw
+}
+
+// Stop stops the gateway and waits for it; safe to call twice.
+func (g *Gateway) Stop(tb testing.TB) {
+	if g.cancel == nil {
+		return
+	}
+	g.cancel()
+	g.cancel = nil
+	select {
+	case err := <-g.done:
+		if err != nil {
+			tb.Errorf("gateway stopped with: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Error("gateway did not stop within 10s")
+	}
+}
+
+// ModbusAddr is the address of the named listener.
+func (g *Gateway) ModbusAddr(listener string) string {
+	return g.Addr(listener).String()
+}
