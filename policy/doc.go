@@ -6,16 +6,31 @@
 // A [Spec] (the policy part of the YAML config) is compiled once, at load or
 // reload, by [Compile]: every error is reported with the path of the field
 // that caused it, names are resolved, rules are indexed by party and target,
-// and the denial of every rule is built in advance. Deciding is then a pure
-// function of the compiled [Policy] and one request ([Policy.DecideModbus]):
-// no I/O, no locks, no allocation, on the allow and on the deny path.
+// and the denial of every rule is built in advance. Evaluating a request is
+// then a pure function of the compiled [Policy] and the request
+// ([Policy.DecideModbus]): no I/O, no locks, no allocation, on the allow and
+// on the deny path.
 //
 // Deny by default: an unidentified party is refused, and a request is allowed
-// only when a rule names its party, its target, its operation class and fits
-// every restriction the rule has. A denial is a [*Denial] error carrying a
-// [Reason] and the rule that came closest to allowing the request, so that
+// only when a rule allows each of its accesses. A Modbus request has one or
+// two accesses:
+//   - a write (FC 5, 6, 15, 16, 22, and the write part of FC 23): the
+//     request's class over its write range, with the values it writes;
+//   - a read of an address range (FC 1..4, 24, and the read part of FC 23):
+//     class read over the read range;
+//   - anything else (diagnose, control, program, unknown, and reads without
+//     an address range such as FC 7, 17 or 43/14): the request's class alone.
+//
+// A rule allows an access when it names the party (or "*") and the target
+// (or "*"), has the access's class, and, where it sets them, lists the
+// function code and the unit id (unit 0, broadcast, only if the rule lists 0
+// or no units), holds the whole address range inside one of its ranges for
+// that table (a table it leaves out has no allowed address), and bounds every
+// written value (a mask write, FC 22, cannot be bounded and is refused). The
+// first allowing rule in file order wins. When none allows, the denial is a
+// [*Denial] error with the [Reason] of the rule that got furthest, so that
 // each protocol front can translate it (errors.As) into its own answer, and
-// [Policy.ExplainModbus] can say rule by rule why.
+// [Policy.ExplainModbus] says rule by rule why.
 //
 // This cut identifies parties by source network and decides by rules only.
 // Jurisdiction evidence and approvals (DESIGN.md, "Policy model") come later;

@@ -226,8 +226,10 @@ func lineOf(root *yaml.Node, path string) int {
 		if next == nil {
 			return line
 		}
+		if part.index >= 0 {
+			line = next.Line
+		}
 		n = next
-		line = n.Line
 	}
 	return line
 }
