@@ -52,7 +52,7 @@ func TestPolicyExplain(t *testing.T) {
 	file := demoConfig(t)
 	tests := []struct {
 		name, party, op string
-		want             []string
+		want            []string
 	}{
 		{"fail/monitoring-write", "monitoring", "write:holding:100=500@1", []string{"monitoring-read", "deny"}},
 		{"ok/engineering-write", "engineering", "write:holding:100=500@1", []string{"allow", "feeder-setpoints"}},
