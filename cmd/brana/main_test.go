@@ -88,3 +88,11 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Fatalf("unknown command = %d %q", code, errOut)
 	}
 }
+
+// The commented example that operators copy must stay valid.
+func TestExampleConfigChecks(t *testing.T) {
+	code, out, errOut := brana(t, "check", "-c", "../../examples/brana.yaml")
+	if code != exitOK {
+		t.Fatalf("examples/brana.yaml: exit %d: %s%s", code, out, errOut)
+	}
+}
