@@ -10,6 +10,7 @@ import (
 	"time"
 )
 
+// Errors from New.
 var (
 	ErrUnknownModel = errors.New("modbussim: unknown model")
 	ErrBadUnit      = errors.New("modbussim: unit id must be 1..247")
@@ -28,7 +29,6 @@ const (
 	TableHoldingRegisters
 	TableInputRegisters
 	TableFileRecords
-	numTables
 )
 
 func (t Table) String() string {
@@ -204,10 +204,10 @@ type outcome struct {
 // request handles one request PDU for a unit and writes the response PDU into
 // resp, which must hold maxPDU bytes.
 func (p *PLC) request(ctx context.Context, unit byte, req, resp []byte, v via) outcome {
-	fc := byte(0)
-	if len(req) > 0 {
-		fc = req[0]
+	if len(req) == 0 {
+		return outcome{} // the transports never pass one; nothing to answer
 	}
+	fc := req[0]
 	p.stats.received(unit, fc, req, v)
 	p.bus.messages.Add(1)
 

@@ -296,7 +296,12 @@ func (l *rtuLine) frame(f []byte) error {
 	n += 2
 	switch {
 	case out.garbage:
-		n = garble(l.resp[:], f[:2])
+		// Random bytes; a CRC that happens to match is broken on purpose.
+		n = 5 + int(f[len(f)-1])%4
+		noise(l.resp[:n], f)
+		if crcOK(l.resp[:n]) {
+			l.resp[n-1] ^= 0xFF
+		}
 	case out.badCRC:
 		l.resp[n-1] ^= 0x5A
 		l.resp[n-2] ^= 0xA5

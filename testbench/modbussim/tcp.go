@@ -99,7 +99,7 @@ func (p *PLC) serveConn(ctx context.Context, c net.Conn) {
 		binary.BigEndian.PutUint16(resp[4:], uint16(out.n+1))
 		resp[6] = unit
 		if out.garbage {
-			n = garble(resp[:], req[:2])
+			n = garbleTCP(resp[:], req[:mbapLen])
 		}
 		if _, err := c.Write(resp[:n]); err != nil {
 			if !errors.Is(err, net.ErrClosed) {
@@ -110,21 +110,28 @@ func (p *PLC) serveConn(ctx context.Context, c net.Conn) {
 	}
 }
 
-// garble fills b with deterministic, random-looking bytes that no Modbus
-// parser should accept (for TCP the protocol id is never 0) and returns how
-// many to send.
-func garble(b []byte, seed []byte) int {
+// noise fills b with deterministic, random-looking bytes derived from seed.
+func noise(b, seed []byte) {
 	x := uint32(0x9E3779B9)
 	for _, s := range seed {
 		x = x*31 + uint32(s)
 	}
-	n := 11
-	for i := range n {
+	for i := range b {
 		x ^= x << 13
 		x ^= x >> 17
 		x ^= x << 5
 		b[i] = byte(x)
 	}
-	b[2] |= 0x80 // protocol id ≠ 0, length nonsense
+}
+
+// garbleTCP writes an answer that keeps the transaction id and a consistent
+// length but has a protocol id no client may accept, so clients fail at once
+// instead of waiting for bytes that never come. It returns the frame length.
+func garbleTCP(b, hdr []byte) int {
+	const n = mbapLen + 4
+	noise(b[:n], hdr)
+	copy(b[:2], hdr[:2])
+	b[2] |= 0x80
+	binary.BigEndian.PutUint16(b[4:], n-6)
 	return n
 }
