@@ -33,6 +33,7 @@ var (
 	ErrUnitDown    = errors.New("modbustarget: unit is not answering (backing off)")
 	ErrUnreachable = errors.New("modbustarget: cannot connect")
 	ErrBadResponse = errors.New("modbustarget: invalid response")
+	ErrConnLost    = errors.New("modbustarget: connection lost")
 	ErrClosed      = errors.New("modbustarget: target closed")
 )
 
@@ -193,8 +194,9 @@ func (t *Target) Do(ctx context.Context, req *modbus.Request, resp []byte) (int,
 		if errors.Is(err, ErrTimeout) {
 			t.unitFailed(req.Unit)
 		}
-		// Only idempotent reads are retried, and only after transport errors.
-		if req.Class != opclass.Read || out.Retries >= t.cfg.RetryReads || errors.Is(err, ErrBadResponse) {
+		// Only idempotent reads are retried (a CRC error or a dropped
+		// connection is worth another try); a write may have reached the PLC.
+		if req.Class != opclass.Read || out.Retries >= t.cfg.RetryReads {
 			t.releaseProbe(req.Unit)
 			return 0, out, err
 		}
@@ -285,8 +287,9 @@ func classify(err error) error {
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	default:
-		// EOF, reset, short frames: the device did not give a usable answer.
-		return fmt.Errorf("%w: %v", ErrTimeout, err)
+		// EOF, reset: the PLC (or something between) closed the connection,
+		// often an idle one. That says nothing about the unit, so no back-off.
+		return fmt.Errorf("%w: %v", ErrConnLost, err)
 	}
 }
 
