@@ -17,8 +17,11 @@ const (
 	SessionOpen    Type = "session.open"
 	SessionClose   Type = "session.close"
 	SessionRefused Type = "session.refused"
-	Command        Type = "command" // written before the command is forwarded
-	Result         Type = "result"  // the command's outcome, linked by Cmd
+	Command        Type = "command"    // written before the command is forwarded
+	Result         Type = "result"     // the command's outcome, linked by Cmd
+	Checkpoint     Type = "checkpoint" // signs the sequence number and hash of the record before it
+	Gap            Type = "gap"        // brana found and repaired a hole or torn tail in its own log
+	Retention      Type = "retention"  // old, exported segments were deleted
 )
 
 // MaxValues bounds how many written values a record carries; the count is always exact.
@@ -60,6 +63,13 @@ type Record struct {
 	LatencyUS int64
 	Retries   int
 	Detail    string // the whole cause; vendors only ever see a short message
+	Policy    string // sha256 of the policy in force (config.load)
+
+	// Set by the log itself on checkpoint records.
+	CkptSeq  uint64
+	CkptHash string
+	Key      string
+	Sig      string
 }
 
 // Reset clears r for reuse without allocating.
@@ -70,11 +80,13 @@ func (r *Record) Reset() {
 
 // appendJSON encodes r as one JSON object followed by a newline.
 // Field order is fixed so that the bytes (and later their hashes) are stable.
-func (r *Record) appendJSON(b []byte, seq uint64) []byte {
+func (r *Record) appendJSON(b []byte, seq uint64, prev *[32]byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, `,"time":"`...)
-	b = r.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, `,"prev":"`...)
+	b = appendHex(b, prev[:])
+	b = append(b, `","time":"`...)
+	b = appendTime(b, r.Time)
 	b = append(b, '"')
 	b = appendStr(b, "type", string(r.Type))
 	b = appendStr(b, "session", r.Session)
@@ -124,7 +136,51 @@ func (r *Record) appendJSON(b []byte, seq uint64) []byte {
 	}
 	b = appendInt(b, "retries", r.Retries, r.Retries != 0)
 	b = appendStr(b, "detail", r.Detail)
+	b = appendStr(b, "policy", r.Policy)
+	if r.Type == Checkpoint {
+		b = append(b, `,"ckpt_seq":`...)
+		b = strconv.AppendUint(b, r.CkptSeq, 10)
+		b = appendStr(b, "ckpt_hash", r.CkptHash)
+		b = appendStr(b, "key", r.Key)
+		b = appendStr(b, "sig", r.Sig)
+	}
 	return append(b, '}', '\n')
+}
+
+// appendTime writes t in UTC as 2006-01-02T15:04:05.000000Z, by hand
+// because time.AppendFormat parses its layout on every call.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	b = append4(b, y)
+	b = append(b, '-')
+	b = append2(b, int(mo))
+	b = append(b, '-')
+	b = append2(b, d)
+	b = append(b, 'T')
+	b = append2(b, h)
+	b = append(b, ':')
+	b = append2(b, mi)
+	b = append(b, ':')
+	b = append2(b, sec)
+	b = append(b, '.')
+	us := t.Nanosecond() / 1000
+	b = append2(b, us/10000)
+	b = append2(b, us/100%100)
+	b = append2(b, us%100)
+	return append(b, 'Z')
+}
+
+func append2(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+
+func append4(b []byte, v int) []byte { return append2(append2(b, v/100%100), v%100) }
+
+func appendHex(b, src []byte) []byte {
+	for _, x := range src {
+		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+	}
+	return b
 }
 
 func appendInt(b []byte, key string, v int, ok bool) []byte {
@@ -147,13 +203,27 @@ func appendStr(b []byte, key, v string) []byte {
 	return appendQuoted(b, v)
 }
 
-const hex = "0123456789abcdef"
+const hexDigits = "0123456789abcdef"
+
+// plain marks the bytes a JSON string can carry as they are.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // appendQuoted writes s as a JSON string. Invalid UTF-8 becomes U+FFFD so a
 // hostile party name cannot break the line format.
 func appendQuoted(b []byte, s string) []byte {
 	b = append(b, '"')
-	for i := 0; i < len(s); {
+	// Fast path: most strings (ids, names, addresses) need no escaping.
+	i := 0
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	b = append(b, s[:i]...)
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -166,7 +236,7 @@ func appendQuoted(b []byte, s string) []byte {
 			case c == '\t':
 				b = append(b, '\\', 't')
 			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			default:
 				b = append(b, c)
 			}
@@ -177,7 +247,7 @@ func appendQuoted(b []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, `\ufffd`...)
 		} else if r == '\u2028' || r == '\u2029' {
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
 		} else {
 			b = append(b, s[i:i+size]...)
 		}
