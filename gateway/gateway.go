@@ -5,13 +5,16 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -63,10 +66,30 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	key, created, err := audit.LoadOrCreateKey(SigningKeyPath(cfg))
+	if err != nil {
+		return nil, err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	if created {
+		if err := os.WriteFile(PublicKeyPath(cfg), audit.PublicKeyPEM(pub), 0o644); err != nil {
+			return nil, fmt.Errorf("gateway: writing audit public key: %w", err)
+		}
+		log.Warn("generated the audit checkpoint signing key; keep a copy of its public key away from this gateway",
+			"key", SigningKeyPath(cfg), "public_key", PublicKeyPath(cfg), "key_id", audit.KeyID(pub))
+	}
 	g.audit, err = audit.Open(AuditDir(cfg), audit.Options{
-		Durability:    dur,
-		SyncInterval:  cfg.Audit.SyncInterval.D(),
-		AppendTimeout: cfg.Audit.AppendTimeout.D(),
+		Durability:         dur,
+		SyncInterval:       cfg.Audit.SyncInterval.D(),
+		AppendTimeout:      cfg.Audit.AppendTimeout.D(),
+		Key:                key,
+		CheckpointEvery:    uint64(cfg.Audit.CheckpointEvery),
+		CheckpointInterval: cfg.Audit.CheckpointInterval.D(),
+		SegmentMaxBytes:    int64(cfg.Audit.SegmentMaxSize),
+		SegmentMaxAge:      cfg.Audit.SegmentMaxAge.D(),
+		RetainFor:          cfg.Audit.RetainFor.D(),
+		MinFreeBytes:       uint64(cfg.Audit.MinFree),
+		Log:                log.With("part", "audit"),
 	})
 	if err != nil {
 		return nil, err
@@ -115,6 +138,22 @@ func AuditDir(cfg *config.Config) string {
 	return filepath.Join(DataDir(cfg), "audit")
 }
 
+// SigningKeyPath is the audit checkpoint key.
+func SigningKeyPath(cfg *config.Config) string {
+	if k := cfg.Audit.SigningKey; k != "" {
+		if filepath.IsAbs(k) {
+			return k
+		}
+		return filepath.Join(DataDir(cfg), k)
+	}
+	return filepath.Join(DataDir(cfg), "keys", "audit-signing.pem")
+}
+
+// PublicKeyPath is where the checkpoint key's public half is written at first start.
+func PublicKeyPath(cfg *config.Config) string {
+	return strings.TrimSuffix(SigningKeyPath(cfg), ".pem") + ".pub.pem"
+}
+
 // Addr returns the bound address of the named listener, or nil.
 func (g *Gateway) Addr(listener string) net.Addr {
 	for i, s := range g.servers {
@@ -137,7 +176,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.lifecycle(audit.GatewayStart, "brana "+Version+" ("+Commit+") gateway "+g.cfg.Gateway.Name)
 	pol := g.policy.Load()
 	if _, err := g.audit.Append(ctx, &audit.Record{Type: audit.ConfigLoad, Unit: -1, Func: -1, Sub: -1,
-		Status: "loaded", Detail: "config " + g.cfg.File + "; policy sha256:" + pol.Digest()}); err != nil {
+		Status: "loaded", Detail: "config " + g.cfg.File, Policy: pol.Digest()}); err != nil {
 		g.close()
 		return fmt.Errorf("gateway: audit log: %w", err)
 	}

@@ -34,6 +34,9 @@ Usage:
   brana testbench [flags]    run only the simulated PLCs
   brana policy explain -c FILE --party P --target T --op OP
                              say what would happen to one request, rule by rule
+  brana audit verify DIR [--pubkey FILE]
+                             prove the audit log is intact (exit 1: tampered, 3: unreadable)
+  brana audit pubkey -c FILE print the audit checkpoint public key
   brana version              version, commit and build target
 `
 
@@ -70,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, "usage: brana policy explain -c FILE --party P --target T --op OP")
 		return exitUsage
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "brana %s (commit %s) %s/%s %s\n", gateway.Version, gateway.Commit, runtime.GOOS, runtime.GOARCH, runtime.Version())
 		return exitOK

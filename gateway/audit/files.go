@@ -171,6 +171,19 @@ func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err err
 	return priv, false, nil
 }
 
+// PublicKeyOf reads the signing key at path and returns its public half; it
+// never creates a key.
+func PublicKeyOf(path string) (ed25519.PublicKey, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("audit: no signing key at %s (it is generated at first start): %w", path, err)
+	}
+	k, _, err := LoadOrCreateKey(path)
+	if err != nil {
+		return nil, err
+	}
+	return k.Public().(ed25519.PublicKey), nil
+}
+
 // PublicKeyPEM encodes a checkpoint public key for `brana audit pubkey`.
 func PublicKeyPEM(pub ed25519.PublicKey) []byte {
 	der, _ := x509.MarshalPKIXPublicKey(pub)

@@ -49,6 +49,44 @@ type Audit struct {
 	Durability    string   `yaml:"durability"`     // always | batch | none
 	SyncInterval  Duration `yaml:"sync_interval"`  // batch: fdatasync at least this often
 	AppendTimeout Duration `yaml:"append_timeout"` // a command whose record is not accepted in time is refused
+
+	SigningKey         string   `yaml:"signing_key"`         // ed25519 key for checkpoints, generated at first start; default DATA_DIR/keys/audit-signing.pem
+	CheckpointEvery    int      `yaml:"checkpoint_every"`    // records between signed checkpoints, default 10000
+	CheckpointInterval Duration `yaml:"checkpoint_interval"` // and at least this often while records arrive, default 60s
+	SegmentMaxSize     Size     `yaml:"segment_max_size"`    // rotate the active segment beyond this, default 64MiB
+	SegmentMaxAge      Duration `yaml:"segment_max_age"`     // or this age, default 24h
+	RetainFor          Duration `yaml:"retain_for"`          // delete rotated, exported segments older than this; 0 keeps all
+	MinFree            Size     `yaml:"min_free"`            // below this free space new sessions are refused, default 64MiB
+}
+
+// Size is a byte count written as 1048576, "512KiB", "64MiB" or "1GiB" (KB/MB/GB are read as powers of 1000).
+type Size int64
+
+// UnmarshalYAML parses a size and reports errors with their line.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseSize(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a size (examples: 64MiB, 512KiB, 1GiB, 1048576)", n.Line, n.Value)}}
+	}
+	*s = Size(v)
+	return nil
+}
+
+func parseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(v, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 || n > (1<<62)/u.mult {
+				return 0, fmt.Errorf("bad size %q", v)
+			}
+			return n * u.mult, nil
+		}
+	}
+	return 0, fmt.Errorf("bad size %q", v)
 }
 
 // Listener is an upstream endpoint that clients (SCADA, vendor tools) connect to.
@@ -98,12 +136,25 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a Go duration string and reports errors with their line.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
+	v, err := parseDuration(n.Value)
 	if err != nil || v < 0 {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (examples: 500ms, 2s, 5m)", n.Line, n.Value)}}
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (examples: 500ms, 2s, 5m, 30d)", n.Line, n.Value)}}
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// parseDuration is time.ParseDuration plus whole days ("30d"), which
+// retention periods are naturally written in.
+func parseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100000 {
+			return 0, fmt.Errorf("bad duration %q", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
 }
 
 // D returns the duration as a time.Duration.
@@ -296,6 +347,27 @@ func (c *Config) validate() []*Error {
 	}
 	if c.Audit.AppendTimeout == 0 {
 		c.Audit.AppendTimeout = Duration(2 * time.Second)
+	}
+	if c.Audit.CheckpointEvery == 0 {
+		c.Audit.CheckpointEvery = 10000
+	}
+	if c.Audit.CheckpointEvery < 0 {
+		bad("audit.checkpoint_every", "%d is negative", c.Audit.CheckpointEvery)
+	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = Duration(time.Minute)
+	}
+	if c.Audit.SegmentMaxSize == 0 {
+		c.Audit.SegmentMaxSize = 64 << 20
+	}
+	if c.Audit.SegmentMaxSize < 64<<10 {
+		bad("audit.segment_max_size", "%d bytes is below the minimum of 64KiB", c.Audit.SegmentMaxSize)
+	}
+	if c.Audit.SegmentMaxAge == 0 {
+		c.Audit.SegmentMaxAge = Duration(24 * time.Hour)
+	}
+	if c.Audit.MinFree == 0 {
+		c.Audit.MinFree = 64 << 20
 	}
 
 	targets := make(map[string]int)

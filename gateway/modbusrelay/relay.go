@@ -165,6 +165,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		s.refuse(nc, nil, policy.Unidentified.String(), "source address is not bound to an enrolled party")
 		return
 	}
+	if s.d.Audit.SpaceLow() {
+		// Better no session than records that cannot be kept.
+		s.refuse(nc, party, "audit-disk-low", "free space under the audit log is below audit.min_free")
+		return
+	}
 	c := &conn{
 		s:     s,
 		nc:    nc,

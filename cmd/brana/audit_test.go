@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/brana-ot/brana/gateway/audit"
+)
+
+func TestAuditVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys", "audit.pem")
+	key, _, err := audit.LoadOrCreateKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDir := filepath.Join(dir, "audit")
+	l, err := audit.Open(logDir, audit.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		rec := &audit.Record{Type: audit.Command, Unit: 1, Func: 3, Sub: -1, Party: "scada", Decision: "allow"}
+		if _, err := l.Append(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	pubFile := filepath.Join(dir, "audit.pub.pem")
+	os.WriteFile(pubFile, audit.PublicKeyPEM(key.Public().(ed25519.PublicKey)), 0o644)
+
+	code, out, errOut := brana(t, "audit", "verify", logDir, "--pubkey", pubFile)
+	if code != exitOK || !strings.Contains(out, "OK: 21 records") || !strings.Contains(out, "signatures verified") {
+		t.Fatalf("verify of an intact log = %d %q %q", code, out, errOut)
+	}
+
+	segs, _ := audit.Segments(logDir)
+	data, _ := os.ReadFile(segs[0].Path)
+	os.WriteFile(segs[0].Path, bytes.Replace(data, []byte(`"seq":7,`), []byte(`"seq":8,`), 1), 0o640)
+	code, out, _ = brana(t, "audit", "verify", logDir, "--pubkey", pubFile)
+	if code != exitVerifyFailed || !strings.Contains(out, filepath.Base(segs[0].Path)+":7:") {
+		t.Fatalf("verify of an edited log = %d %q; want exit 1 naming line 7", code, out)
+	}
+
+	if code, _, _ = brana(t, "audit", "verify", filepath.Join(dir, "nope")); code != exitVerifyUnreadable {
+		t.Fatalf("verify of a missing dir = %d; want %d", code, exitVerifyUnreadable)
+	}
+	if code, _, _ = brana(t, "audit", "verify"); code != exitUsage {
+		t.Fatalf("verify without DIR = %d; want %d", code, exitUsage)
+	}
+}
