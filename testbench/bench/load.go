@@ -61,7 +61,7 @@ type client struct {
 }
 
 // maxSamples bounds the samples one client keeps per run: far above what a
-// client can do in a window (250 ms at 2 cores), so a run never hits it.
+// client can do in one window at 2 cores, so a run never hits it.
 func maxSamples(clients int) int { return max(8192, (1<<18)/clients) }
 
 func dialClients(addr string, n int) ([]*client, error) {
