@@ -75,7 +75,7 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		if err := os.WriteFile(PublicKeyPath(cfg), audit.PublicKeyPEM(pub), 0o644); err != nil {
 			return nil, fmt.Errorf("gateway: writing audit public key: %w", err)
 		}
-		log.Warn("generated the audit checkpoint signing key; keep a copy of its public key away from this gateway",
+		log.Info("generated the audit checkpoint signing key; keep a copy of its public key away from this gateway",
 			"key", SigningKeyPath(cfg), "public_key", PublicKeyPath(cfg), "key_id", audit.KeyID(pub))
 	}
 	g.audit, err = audit.Open(AuditDir(cfg), audit.Options{

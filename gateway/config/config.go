@@ -123,6 +123,7 @@ type Target struct {
 
 	Timeout         Duration `yaml:"timeout"`           // per request, default 1s
 	Connections     int      `yaml:"connections"`       // tcp: downstream connections shared by all clients, default 1
+	Pipeline        int      `yaml:"pipeline"`          // tcp: requests in flight per connection, for PLCs that allow it, default 1
 	Queue           int      `yaml:"queue"`             // requests allowed to wait for a connection, default 32
 	QueueTimeout    Duration `yaml:"queue_timeout"`     // longest wait for a connection, default 5s
 	RetryReads      int      `yaml:"retry_reads"`       // retries of idempotent reads after a transport error, default 0
@@ -447,6 +448,15 @@ func (c *Config) validate() []*Error {
 		}
 		if t.Connections < 0 || t.Connections > 64 {
 			bad(f+".connections", "%d is outside 1..64", t.Connections)
+		}
+		if t.Pipeline == 0 {
+			t.Pipeline = 1
+		}
+		if t.Pipeline < 0 || t.Pipeline > 64 {
+			bad(f+".pipeline", "%d is outside 1..64", t.Pipeline)
+		}
+		if t.Pipeline > 1 && t.Transport != "tcp" {
+			bad(f+".pipeline", "a serial line carries one transaction at a time")
 		}
 		if t.Queue == 0 {
 			t.Queue = 32

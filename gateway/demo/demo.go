@@ -27,9 +27,9 @@ type Options struct {
 	Dir        string // working directory for config and audit log
 	Out        io.Writer
 	Log        *slog.Logger
-	GatewayAdr string // default GatewayModbus; tests use 127.0.0.1:0
-	PLCAdr     string // default FirstPLC
-	Ready      func(*gateway.Gateway, *lab.Lab)
+	GatewayAdr string                           // default GatewayModbus; tests use 127.0.0.1:0
+	PLCAdr     string                           // default FirstPLC
+	Ready      func(*gateway.Gateway, *lab.Lab) // called once the instructions are printed
 }
 
 // Config is the demo's config file; %s are the two PLC addresses and the
@@ -134,10 +134,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
+	printHelp(o.Out, g, plant, file)
 	if o.Ready != nil {
 		o.Ready(g, plant)
 	}
-	printHelp(o.Out, g, plant, file)
 	select {
 	case err := <-done:
 		return err

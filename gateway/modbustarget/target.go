@@ -56,17 +56,14 @@ type Outcome struct {
 	Recycled bool // the downstream connection was closed after this request
 }
 
-// transport is goburrow's Packager and Transporter with a unit setter.
+// transport is goburrow's Packager and Transporter with a unit setter, for
+// serial lines.
 type transport interface {
 	gbmodbus.Packager
 	gbmodbus.Transporter
 	Close() error
 	setUnit(byte)
 }
-
-type tcpTransport struct{ *gbmodbus.TCPClientHandler }
-
-func (t tcpTransport) setUnit(u byte) { t.SlaveId = u }
 
 type rtuTransport struct{ *gbmodbus.RTUClientHandler }
 
@@ -88,8 +85,12 @@ type Target struct {
 	gap    time.Duration // serial: silence kept between frames
 	log    *slog.Logger
 
-	pool    chan transport // idle connections; its capacity is the connection count
+	// tokens bound the requests in flight (connections × pipeline for TCP,
+	// one for a serial line); requests wait for one in a bounded queue.
+	tokens  chan struct{}
 	waiting atomic.Int32
+	tcp     *tcpPool
+	line    transport // serial: goburrow's RTU or ASCII client; used with the one token
 
 	mu    sync.Mutex
 	units [256]unitState
@@ -101,22 +102,25 @@ type Target struct {
 // New builds a target from its (validated) config. Connections are opened lazily.
 func New(cfg config.Target, log *slog.Logger) (*Target, error) {
 	t := &Target{cfg: cfg, log: log.With("target", cfg.Name)}
-	n := cfg.Connections
+	n := 1
 	switch cfg.Transport {
 	case "tcp":
+		depth := max(cfg.Pipeline, 1)
+		n = max(cfg.Connections, 1) * depth
+		t.tcp = newTCPPool(cfg.Address, cfg.Timeout.D(), max(cfg.Connections, 1), depth)
 	case "rtu", "ascii":
 		t.serial = true
-		n = 1
 		t.gap = cfg.FrameGap.D()
 		if t.gap == 0 {
 			t.gap = frameGap(cfg.Baud)
 		}
+		t.line = t.newTransport()
 	default:
 		return nil, fmt.Errorf("modbustarget: %s: unknown transport %q", cfg.Name, cfg.Transport)
 	}
-	t.pool = make(chan transport, n)
+	t.tokens = make(chan struct{}, n)
 	for range n {
-		t.pool <- t.newTransport()
+		t.tokens <- struct{}{}
 	}
 	return t, nil
 }
@@ -144,10 +148,7 @@ func (t *Target) newTransport() transport {
 		h.IdleTimeout = time.Hour
 		return asciiTransport{h}
 	default:
-		h := gbmodbus.NewTCPClientHandler(c.Address)
-		h.Timeout = c.Timeout.D()
-		h.IdleTimeout = 10 * time.Minute
-		return tcpTransport{h}
+		panic("modbustarget: goburrow transports are for serial lines")
 	}
 }
 
@@ -176,20 +177,32 @@ func (t *Target) Do(ctx context.Context, req *modbus.Request, resp []byte) (int,
 	if !t.admitUnit(req.Unit) {
 		return 0, out, ErrUnitDown
 	}
-	tr, err := t.acquire(ctx)
-	if err != nil {
+	if err := t.acquire(ctx); err != nil {
 		t.releaseProbe(req.Unit)
 		return 0, out, err
 	}
-	defer func() { t.pool <- tr }()
+	defer func() { t.tokens <- struct{}{} }()
 
 	for {
-		n, err := t.exchange(tr, req, resp)
+		var n int
+		var err error
+		if t.serial {
+			n, err = t.exchangeSerial(req, resp)
+		} else {
+			n, err = t.tcp.exchange(req, resp)
+			if err == nil && n > 0 {
+				if cerr := modbus.CheckResponse(req, resp[:n]); cerr != nil {
+					err = fmt.Errorf("%w: %v", ErrBadResponse, cerr)
+				}
+			}
+		}
 		if err == nil {
 			t.unitOK(req.Unit)
 			return n, out, nil
 		}
-		tr.Close() // never read a late answer into the next request
+		if t.serial {
+			t.line.Close() // never read a late answer into the next request
+		}
 		out.Recycled = true
 		if errors.Is(err, ErrTimeout) {
 			t.unitFailed(req.Unit)
@@ -204,40 +217,41 @@ func (t *Target) Do(ctx context.Context, req *modbus.Request, resp []byte) (int,
 	}
 }
 
-func (t *Target) acquire(ctx context.Context) (transport, error) {
+func (t *Target) acquire(ctx context.Context) error {
 	select {
-	case tr := <-t.pool:
-		return tr, nil
+	case <-t.tokens:
+		return nil
 	default:
 	}
 	if int(t.waiting.Add(1)) > t.cfg.Queue {
 		t.waiting.Add(-1)
-		return nil, ErrBusy
+		return ErrBusy
 	}
 	defer t.waiting.Add(-1)
 	timer := time.NewTimer(t.cfg.QueueTimeout.D())
 	defer timer.Stop()
 	select {
-	case tr := <-t.pool:
-		return tr, nil
+	case <-t.tokens:
+		return nil
 	case <-timer.C:
-		return nil, ErrBusy
+		return ErrBusy
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
-func (t *Target) exchange(tr transport, req *modbus.Request, resp []byte) (int, error) {
-	if t.serial {
-		t.pace()
-		defer t.markEnd()
-	}
+// exchangeSerial runs one transaction on the serial line with goburrow's
+// packager and transporter, keeping the line's pacing.
+func (t *Target) exchangeSerial(req *modbus.Request, resp []byte) (int, error) {
+	tr := t.line
+	t.pace()
+	defer t.markEnd()
 	tr.setUnit(req.Unit)
 	adu, err := tr.Encode(&gbmodbus.ProtocolDataUnit{FunctionCode: req.PDU[0], Data: req.PDU[1:]})
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
-	if req.Unit == 0 && t.serial {
+	if req.Unit == 0 {
 		return t.broadcast(tr, adu)
 	}
 	raw, err := tr.Send(adu)
@@ -342,17 +356,16 @@ func (t *Target) unitFailed(u byte) {
 	t.log.Warn("unit not answering; failing its requests fast", "unit", u, "backoff", t.cfg.DeadUnitBackoff.D())
 }
 
-// Close closes every idle connection; requests in flight finish or fail.
+// Close closes the target's connections; requests in flight fail.
 func (t *Target) Close() error {
 	if t.closed.Swap(true) {
 		return nil
 	}
-	for {
-		select {
-		case tr := <-t.pool:
-			tr.Close()
-		default:
-			return nil
-		}
+	if t.tcp != nil {
+		t.tcp.close()
 	}
+	if t.line != nil {
+		t.line.Close()
+	}
+	return nil
 }

@@ -88,23 +88,22 @@ func TestDeadUnitBackoff(t *testing.T) {
 func TestQueueBound(t *testing.T) {
 	tg := newTest(t, config.Target{Name: "t", Transport: "tcp", Address: "127.0.0.1:1", Connections: 1, Queue: 1,
 		QueueTimeout: config.Duration(30 * time.Millisecond)})
-	held, err := tg.acquire(t.Context())
-	if err != nil {
+	if err := tg.acquire(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	// One waiter may queue (and times out); a second is refused at once.
 	res := make(chan error, 1)
-	go func() { _, err := tg.acquire(t.Context()); res <- err }()
+	go func() { res <- tg.acquire(t.Context()) }()
 	time.Sleep(10 * time.Millisecond)
 	start := time.Now()
-	if _, err := tg.acquire(t.Context()); !errors.Is(err, ErrBusy) || time.Since(start) > 20*time.Millisecond {
+	if err := tg.acquire(t.Context()); !errors.Is(err, ErrBusy) || time.Since(start) > 20*time.Millisecond {
 		t.Fatalf("second waiter: %v after %v; want ErrBusy at once", err, time.Since(start))
 	}
 	if err := <-res; !errors.Is(err, ErrBusy) {
 		t.Fatalf("queued waiter: %v; want ErrBusy after queue_timeout", err)
 	}
-	tg.pool <- held
-	if _, err := tg.acquire(t.Context()); err != nil {
+	tg.tokens <- struct{}{}
+	if err := tg.acquire(t.Context()); err != nil {
 		t.Fatalf("after release: %v", err)
 	}
 }
