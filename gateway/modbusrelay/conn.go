@@ -32,6 +32,7 @@ type conn struct {
 
 	requests, denied, failed uint64
 	closeReason              string
+	deadlineSet              time.Time
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -59,8 +60,13 @@ func (c *conn) serve(ctx context.Context) {
 			end = copy(c.rbuf[:], c.rbuf[start:end])
 			start = 0
 		}
+		// Move the idle deadline only when it has aged a little: a deadline
+		// per read is a timer update per request for no gain.
 		if idle := c.s.cfg.IdleTimeout.D(); idle > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(idle))
+			if now := time.Now(); now.Sub(c.deadlineSet) > idle/64 {
+				c.nc.SetReadDeadline(now.Add(idle))
+				c.deadlineSet = now
+			}
 		}
 		m, err := c.nc.Read(c.rbuf[end:])
 		end += m

@@ -105,8 +105,10 @@ func (p *tcpPool) exchange(req *modbus.Request, resp []byte) (int, error) {
 }
 
 // reserve finds (or dials) a connection with a free slot and claims it.
+// The caller holds a token, so a free slot or an unconnected position exists.
 func (p *tcpPool) reserve(unit byte, resp []byte) (*tcpConn, int, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	var best *tcpConn
 	bestLoad := 0
 	empty := -1
@@ -120,14 +122,11 @@ func (p *tcpPool) reserve(unit byte, resp []byte) (*tcpConn, int, error) {
 			continue
 		}
 		c.mu.Lock()
-		ok := len(c.free) > 0 && c.dead == nil
+		ok := len(c.free) > 0 && c.dead == nil && !c.detached
 		load := c.inflight
 		c.mu.Unlock()
 		if ok && (best == nil || load < bestLoad) {
 			best, bestLoad = c, load
-			if load == 0 {
-				break
-			}
 		}
 	}
 	p.next++
@@ -135,25 +134,22 @@ func (p *tcpPool) reserve(unit byte, resp []byte) (*tcpConn, int, error) {
 	// pipelining on one.
 	if best == nil || (bestLoad > 0 && empty >= 0) {
 		if empty < 0 {
-			p.mu.Unlock()
-			// Every slot is taken: the caller's token says one frees soon.
 			return nil, 0, fmt.Errorf("%w: no free downstream slot", ErrBusy)
 		}
 		c, err := p.dial()
 		if err != nil {
-			p.mu.Unlock()
 			return nil, 0, err
 		}
 		p.conns[empty] = c
 		best = c
 	}
-	p.mu.Unlock()
-
+	// Claimed under p.mu, so no other reserve can take the slot found above;
+	// releases and failures only ever add free slots or mark the conn dead.
 	c := best
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.free) == 0 || c.dead != nil {
-		return nil, 0, fmt.Errorf("%w: connection went away", ErrConnLost)
+		return nil, 0, fmt.Errorf("%w: %v", ErrConnLost, c.dead)
 	}
 	i := c.free[len(c.free)-1]
 	c.free = c.free[:len(c.free)-1]

@@ -16,8 +16,9 @@ import (
 // clients share, and `queue` is how many requests may wait for one of them
 // (config.Target). A request that finds the queue full is answered with
 // exception 06, so queue must be at least clients − connections; 128 covers
-// the 64-client case. 4 connections is what a typical PLC offers a gateway;
-// the 1-connection target shows what the default costs under load.
+// the 64-client case. 4 connections with 8 requests in flight on each
+// (`pipeline`) is what a PLC that allows pipelining offers a gateway; the
+// 1-connection, 1-in-flight target shows what a strict PLC costs under load.
 // max_connections is raised above the listener default (64) because each
 // path keeps its clients connected for the whole benchmark.
 const gatewayConfig = `version: 1
@@ -47,6 +48,7 @@ targets:
     address: %[1]s
     timeout: 2s
     connections: 4
+    pipeline: 8
     queue: 128
   - name: feeder-c1
     transport: tcp
@@ -89,7 +91,7 @@ rules:
 const (
 	pathDirect  = "direct"
 	pathRelay   = "relay"
-	pathBrana   = "brana"    // target with connections: 4
+	pathBrana   = "brana"    // target with connections: 4, pipeline: 8
 	pathBranaC1 = "brana-c1" // target with connections: 1
 )
 
