@@ -22,6 +22,7 @@ import (
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/gateway/modbustarget"
+	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -37,9 +38,10 @@ type Gateway struct {
 	log    *slog.Logger
 	bootID string
 
-	audit   *audit.Log
-	policy  atomic.Pointer[policy.Policy]
-	targets map[string]*modbustarget.Target
+	audit    *audit.Log
+	policy   atomic.Pointer[policy.Policy]
+	sessions *sessions.Registry
+	targets  map[string]*modbustarget.Target
 
 	servers   []*modbusrelay.Server
 	listeners []net.Listener
@@ -54,7 +56,8 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	}
 	var boot [4]byte
 	rand.Read(boot[:])
-	g = &Gateway{cfg: cfg, log: log, bootID: hex.EncodeToString(boot[:]), targets: make(map[string]*modbustarget.Target)}
+	g = &Gateway{cfg: cfg, log: log, bootID: hex.EncodeToString(boot[:]), targets: make(map[string]*modbustarget.Target),
+		sessions: sessions.NewRegistry()}
 	g.policy.Store(pol)
 	defer func() {
 		if err != nil {
@@ -102,7 +105,7 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		}
 		g.targets[tc.Name] = t
 	}
-	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID}
+	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID, Sessions: g.sessions}
 	for _, lc := range cfg.Listeners {
 		s, err := modbusrelay.New(lc, deps)
 		if err != nil {
@@ -166,6 +169,9 @@ func (g *Gateway) Addr(listener string) net.Addr {
 
 // AuditPath is the file the audit log appends to.
 func (g *Gateway) AuditPath() string { return g.audit.Path() }
+
+// Sessions is the registry of live sessions.
+func (g *Gateway) Sessions() *sessions.Registry { return g.sessions }
 
 // Policy is the policy in force.
 func (g *Gateway) Policy() *policy.Policy { return g.policy.Load() }

@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/modbustarget"
+	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
 	"github.com/brana-ot/brana/protocols/modbus"
 )
@@ -23,6 +25,9 @@ type conn struct {
 	party *policy.Party
 	id    string
 	src   string
+	sess  *sessions.Session
+
+	killed atomic.Pointer[string] // why the session was stopped from outside
 
 	rbuf [8 * modbus.MaxADULen]byte
 	wbuf [modbus.MaxADULen]byte
@@ -72,6 +77,8 @@ func (c *conn) serve(ctx context.Context) {
 		end += m
 		if err != nil {
 			switch {
+			case c.killed.Load() != nil:
+				c.closeReason = *c.killed.Load()
 			case errors.Is(err, io.EOF):
 				c.closeReason = "client closed"
 			case errors.Is(err, os.ErrDeadlineExceeded):
@@ -89,11 +96,21 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
+// kill ends the session from another goroutine (an engineer, a revoked
+// grant, a policy reload); the serving goroutine records why.
+func (c *conn) kill(reason string) {
+	c.killed.Store(&reason)
+	c.nc.Close()
+}
+
 // handle decides on and forwards one request. It reports whether to keep the
 // connection open.
 func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 	t0 := time.Now()
 	c.requests++
+	if c.killed.Load() != nil {
+		return false, nil
+	}
 	txid, unit, fc := frame.TxID(), frame.Unit(), frame.Func()
 	r := &c.rec
 	c.beginRecord(unit, fc)
@@ -145,6 +162,7 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 		return c.reply(modbus.AppendException(c.wbuf[:0], txid, unit, fc, modbus.ExServerFailure))
 	}
 
+	c.sess.Counted(false)
 	n, out, terr := rt.target.Do(ctx, &c.req, c.resp[:])
 	c.resultRecord(seq, t0, out, n, terr)
 	if terr != nil {
@@ -179,6 +197,7 @@ func exceptionFor(err error) byte {
 // an exception. The record is complete (no result record follows).
 func (c *conn) refuseRequest(txid uint16, unit, fc, code byte, t0 time.Time, reset bool) (bool, error) {
 	c.denied++
+	c.sess.Counted(true)
 	r := &c.rec
 	r.Exception = int(code)
 	r.Status = "exception " + modbus.ExceptionName(code)

@@ -20,16 +20,18 @@ import (
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/modbustarget"
+	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
 )
 
 // Deps are the shared parts a listener works with.
 type Deps struct {
-	Policy  *atomic.Pointer[policy.Policy] // swapped on reload
-	Targets map[string]*modbustarget.Target
-	Audit   *audit.Log
-	Log     *slog.Logger
-	BootID  string // makes session ids unique across restarts
+	Policy   *atomic.Pointer[policy.Policy] // swapped on reload
+	Targets  map[string]*modbustarget.Target
+	Audit    *audit.Log
+	Log      *slog.Logger
+	BootID   string // makes session ids unique across restarts
+	Sessions *sessions.Registry
 }
 
 type route struct {
@@ -178,10 +180,14 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		src:   nc.RemoteAddr().String(),
 	}
 	c.rec.Values = make([]uint16, 0, audit.MaxValues)
+	c.sess = sessions.New(sessions.Info{ID: c.id, Protocol: "modbus", Listener: s.cfg.Name, Party: party.ID,
+		PartyName: party.Name, Org: party.Organisation, Source: c.src, Via: "source network", Since: time.Now()}, c.kill)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.d.Sessions.Add(c.sess)
 	defer func() {
+		s.d.Sessions.Remove(c.sess)
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()

@@ -243,7 +243,9 @@ func TestPLCRestart(t *testing.T) {
 			t.Fatalf("before the restart: %v", got)
 		}
 		srv = restart(t, plc, srv)
-		// The first attempt meets the closed connection; the retry reconnects.
+		// The gateway either noticed the closed connection already (its
+		// reader sees the EOF) or the first attempt meets it and the read is
+		// retried on a new connection: either way the client gets its answer.
 		if got := registers(t, rc.call(1, pduReadHolding(102, 3))); !slices.Equal(got, marks(1, 102, 3)) {
 			t.Fatalf("after the restart: %v, want %v", got, marks(1, 102, 3))
 		}
@@ -251,8 +253,8 @@ func TestPLCRestart(t *testing.T) {
 			return r.Type == "command" && r.Source == rc.source() && deref(r.ReadAddr) == 102
 		})
 		res := waitAudit(t, gw, "its result", resultOf(cmd.Seq))
-		if res.Status != "ok" || res.Retries != 1 {
-			t.Errorf("result record: status %q retries %d, want ok and 1: %s", res.Status, res.Retries, res.String())
+		if res.Status != "ok" || res.Retries > 1 {
+			t.Errorf("result record: status %q retries %d, want ok and at most 1: %s", res.Status, res.Retries, res.String())
 		}
 		if n := srv.accepted.Load(); n != 1 {
 			t.Errorf("the restarted PLC accepted %d connections, want 1", n)
