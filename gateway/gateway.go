@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,9 +35,10 @@ var (
 
 // Gateway is one running brana instance.
 type Gateway struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	bootID string
+	cfg      *config.Config // replaced by Reload under reloadMu
+	reloadMu sync.Mutex
+	log      *slog.Logger
+	bootID   string
 
 	audit    *audit.Log
 	policy   atomic.Pointer[policy.Policy]
@@ -169,6 +171,14 @@ func (g *Gateway) Addr(listener string) net.Addr {
 
 // AuditPath is the file the audit log appends to.
 func (g *Gateway) AuditPath() string { return g.audit.Path() }
+
+func addrOf(hostport string) netip.Addr {
+	ap, err := netip.ParseAddrPort(hostport)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
 
 // Sessions is the registry of live sessions.
 func (g *Gateway) Sessions() *sessions.Registry { return g.sessions }

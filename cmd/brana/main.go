@@ -118,6 +118,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
+	// SIGHUP reloads parties and rules, all or nothing.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			g.ReloadFile(ctx, *file)
+		}
+	}()
 	if err := g.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed

@@ -47,6 +47,9 @@ func (s *Session) ID() string { return s.info.ID }
 // Party is the session's party id.
 func (s *Session) Party() string { return s.info.Party }
 
+// Via says how the session's party was identified.
+func (s *Session) Via() string { return s.info.Via }
+
 // Source is the client's address.
 func (s *Session) Source() string { return s.info.Source }
 
