@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 
 	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/auditexport"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/gateway/modbustarget"
@@ -47,6 +48,14 @@ type Gateway struct {
 
 	servers   []*modbusrelay.Server
 	listeners []net.Listener
+	exporters []*auditexport.Forwarder
+}
+
+func protected(fwds []*auditexport.Forwarder) func() uint64 {
+	if len(fwds) == 0 {
+		return nil
+	}
+	return auditexport.Protected(fwds)
 }
 
 // New builds every part and binds every listener, so that callers (and tests
@@ -71,6 +80,14 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Forwarders first: retention must know what they have not sent yet.
+	for _, ec := range cfg.Audit.Export {
+		f, err := auditexport.New(ec, AuditDir(cfg), log.With("part", "export"))
+		if err != nil {
+			return nil, err
+		}
+		g.exporters = append(g.exporters, f)
+	}
 	key, created, err := audit.LoadOrCreateKey(SigningKeyPath(cfg))
 	if err != nil {
 		return nil, err
@@ -94,10 +111,17 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		SegmentMaxAge:      cfg.Audit.SegmentMaxAge.D(),
 		RetainFor:          cfg.Audit.RetainFor.D(),
 		MinFreeBytes:       uint64(cfg.Audit.MinFree),
+		Protected:          protected(g.exporters),
 		Log:                log.With("part", "audit"),
 	})
 	if err != nil {
 		return nil, err
+	}
+
+	if dur != audit.None {
+		for _, f := range g.exporters {
+			f.Durable(func() uint64 { return g.audit.Health().Synced })
+		}
 	}
 
 	for _, tc := range cfg.Targets {
@@ -198,6 +222,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(g.servers))
+	exportCtx, stopExport := context.WithCancel(context.WithoutCancel(ctx))
+	var exportWG sync.WaitGroup
+	for _, f := range g.exporters {
+		exportWG.Add(1)
+		go func() {
+			defer exportWG.Done()
+			if err := f.Run(exportCtx); err != nil && !errors.Is(err, context.Canceled) {
+				g.log.Error("audit exporter stopped", "exporter", f.Name(), "err", err)
+			}
+		}()
+	}
 	for i, s := range g.servers {
 		ln := g.listeners[i]
 		g.log.Info("listening", "listener", s.Name(), "address", ln.Addr().String())
@@ -216,6 +251,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		err = errors.Join(err, e)
 	}
 	g.lifecycle(audit.GatewayStop, "stopped")
+	// Exporters get the stop record too, within their grace period.
+	g.audit.Sync()
+	stopExport()
+	exportWG.Wait()
 	g.close()
 	return err
 }

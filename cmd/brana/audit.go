@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/auditexport"
+	"github.com/brana-ot/brana/gateway/auditquery"
 	"github.com/brana-ot/brana/gateway/config"
 )
 
@@ -20,8 +24,11 @@ const (
 const auditUsage = `usage:
   brana audit verify DIR [--pubkey FILE]   check chain, sequence and checkpoint signatures
   brana audit pubkey -c FILE               print the checkpoint public key (keep a copy off the gateway)
-  brana audit show DIR [filters] [--json]  read records
-  brana audit export DIR [--to ...]        send records to syslog, HTTP or stdout
+  brana audit show DIR [--since T] [--until T] [--party P] [--target T] [--session S]
+                   [--class C] [--decision D] [--type T] [--from-seq N] [--to-seq N] [--json]
+                                           read records (times: RFC 3339, a local date, or "2h" ago)
+  brana audit export DIR --stdout [--from N]           records as JSON Lines
+  brana audit export DIR -c FILE --exporter NAME       send what exporter NAME has not sent yet
 `
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
@@ -34,6 +41,10 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return cmdAuditVerify(args[1:], stdout, stderr)
 	case "pubkey":
 		return cmdAuditPubkey(args[1:], stdout, stderr)
+	case "show":
+		return cmdAuditShow(args[1:], stdout, stderr)
+	case "export":
+		return cmdAuditExport(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "brana audit: unknown command %q\n%s", args[0], auditUsage)
 	return exitUsage
@@ -121,4 +132,94 @@ func cmdAuditPubkey(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, string(audit.PublicKeyPEM(key)))
 	return exitOK
+}
+
+func cmdAuditShow(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("audit show", stderr)
+	var fl auditquery.Flags
+	fs.StringVar(&fl.Since, "since", "", "records at or after this time")
+	fs.StringVar(&fl.Until, "until", "", "records before this time")
+	fs.StringVar(&fl.Party, "party", "", "party id, or part of its name or organisation")
+	fs.StringVar(&fl.Target, "target", "", "target name")
+	fs.StringVar(&fl.Session, "session", "", "session id")
+	fs.StringVar(&fl.Class, "class", "", "operation class")
+	fs.StringVar(&fl.Decision, "decision", "", "allow, deny or invalid")
+	fs.StringVar(&fl.Type, "type", "", "record type")
+	fs.Uint64Var(&fl.FromSeq, "from-seq", 0, "first sequence number")
+	fs.Uint64Var(&fl.ToSeq, "to-seq", 0, "last sequence number")
+	asJSON := fs.Bool("json", false, "print the stored JSON lines unchanged")
+	dir, rest := dirAndFlags(args)
+	if fs.Parse(rest) != nil {
+		return exitUsage
+	}
+	if dir == "" && fs.NArg() == 1 {
+		dir = fs.Arg(0)
+	}
+	if dir == "" {
+		fmt.Fprintln(stderr, "usage: brana audit show DIR [filters] [--json]")
+		return exitUsage
+	}
+	f, err := auditquery.ParseFilter(fl, time.Now())
+	if err != nil {
+		fmt.Fprintln(stderr, "brana audit show:", err)
+		return exitUsage
+	}
+	if _, err := auditquery.Show(stdout, dir, f, *asJSON); err != nil {
+		fmt.Fprintln(stderr, "brana audit show:", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("audit export", stderr)
+	toStdout := fs.Bool("stdout", false, "write records as JSON Lines to standard output")
+	from := fs.Uint64("from", 1, "with --stdout: first sequence number")
+	file := fs.String("c", "", "config file naming the exporter")
+	name := fs.String("exporter", "", "name of an exporter under audit.export in the config")
+	dir, rest := dirAndFlags(args)
+	if fs.Parse(rest) != nil {
+		return exitUsage
+	}
+	if dir == "" && fs.NArg() == 1 {
+		dir = fs.Arg(0)
+	}
+	if dir == "" || *toStdout == (*name != "") {
+		fmt.Fprintln(stderr, "usage: brana audit export DIR --stdout [--from N] | brana audit export DIR -c FILE --exporter NAME")
+		return exitUsage
+	}
+	if *toStdout {
+		if _, err := auditexport.WriteJSON(stdout, dir, *from); err != nil {
+			fmt.Fprintln(stderr, "brana audit export:", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "brana audit export: --exporter needs -c FILE")
+		return exitUsage
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	for _, ec := range cfg.Audit.Export {
+		if ec.Name != *name {
+			continue
+		}
+		n, err := auditexport.Export(context.Background(), dir, ec)
+		fmt.Fprintf(stdout, "%d records sent to %s\n", n, *name)
+		if errors.Is(err, auditexport.ErrBusy) {
+			fmt.Fprintf(stderr, "brana audit export: %v (the running gateway forwards to %s itself)\n", err, *name)
+			return exitFailed
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "brana audit export:", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "brana audit export: no exporter %q under audit.export in %s\n", *name, *file)
+	return exitFailed
 }

@@ -54,3 +54,33 @@ func TestAuditVerifyCommand(t *testing.T) {
 		t.Fatalf("verify without DIR = %d; want %d", code, exitUsage)
 	}
 }
+
+func TestAuditShowAndExportCommands(t *testing.T) {
+	dir := t.TempDir()
+	l, err := audit.Open(dir, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"scada", "acme", "scada"} {
+		rec := &audit.Record{Type: audit.Command, Unit: 1, Func: 6, Sub: -1, Party: p, PartyName: "Name of " + p, Class: "write", Decision: "deny"}
+		if _, err := l.Append(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	code, out, errOut := brana(t, "audit", "show", dir, "--party", "acme", "--json")
+	if code != exitOK || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"party":"acme"`) {
+		t.Fatalf("show --party acme = %d %q %q", code, out, errOut)
+	}
+	code, out, _ = brana(t, "audit", "show", dir, "--decision", "deny")
+	if code != exitOK || strings.Count(out, "Name of scada") != 2 {
+		t.Fatalf("show --decision deny = %d %q", code, out)
+	}
+	if code, _, _ = brana(t, "audit", "show", dir, "--decision", "maybe"); code != exitUsage {
+		t.Fatalf("show with a bad decision = %d; want %d", code, exitUsage)
+	}
+	code, out, _ = brana(t, "audit", "export", dir, "--stdout", "--from", "2")
+	if code != exitOK || strings.Count(out, "\n") != 2 || !strings.HasPrefix(out, `{"seq":2,`) {
+		t.Fatalf("export --stdout --from 2 = %d %q", code, out)
+	}
+}

@@ -37,6 +37,10 @@ Usage:
   brana audit verify DIR [--pubkey FILE]
                              prove the audit log is intact (exit 1: tampered, 3: unreadable)
   brana audit pubkey -c FILE print the audit checkpoint public key
+  brana audit show DIR [filters] [--json]
+                             read the audit log (brana audit for the filters)
+  brana audit export DIR --stdout | -c FILE --exporter NAME
+                             export records
   brana version              version, commit and build target
 `
 

@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/brana-ot/brana/gateway/auditexport"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -57,6 +58,8 @@ type Audit struct {
 	SegmentMaxAge      Duration `yaml:"segment_max_age"`     // or this age, default 24h
 	RetainFor          Duration `yaml:"retain_for"`          // delete rotated, exported segments older than this; 0 keeps all
 	MinFree            Size     `yaml:"min_free"`            // below this free space new sessions are refused, default 64MiB
+
+	Export []auditexport.Config `yaml:"export"` // live forwarders to syslog (RFC 5424) or HTTP, each with its own cursor
 }
 
 // Size is a byte count written as 1048576, "512KiB", "64MiB" or "1GiB" (KB/MB/GB are read as powers of 1000).
@@ -369,6 +372,11 @@ func (c *Config) validate() []*Error {
 	}
 	if c.Audit.MinFree == 0 {
 		c.Audit.MinFree = 64 << 20
+	}
+	for _, m := range auditexport.CheckAll(c.Audit.Export) {
+		// Messages read "[i].key: what is wrong".
+		field, msg, _ := strings.Cut(m, ": ")
+		bad("audit.export"+field, "%s", msg)
 	}
 
 	targets := make(map[string]int)

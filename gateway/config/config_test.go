@@ -2,6 +2,7 @@ package config
 
 import (
 	"go.yaml.in/yaml/v3"
+	"time"
 
 	"errors"
 	"strings"
@@ -148,4 +149,20 @@ func lineOfText(t *testing.T, text, path string) int {
 		t.Fatal(err)
 	}
 	return lineOf(&root, path)
+}
+
+func TestAuditExportErrorsNameTheField(t *testing.T) {
+	text := strings.Replace(good, "  data_dir: data\n", "  data_dir: data\naudit:\n  export:\n    - name: siem\n      type: kafka\n", 1)
+	_, err := Parse("brana.yaml", []byte(text))
+	if err == nil || !strings.Contains(err.Error(), "brana.yaml:8: audit.export[0].type") {
+		t.Fatalf("err = %v; want it to name line 8 and audit.export[0].type", err)
+	}
+	text = strings.Replace(good, "  data_dir: data\n", "  data_dir: data\naudit:\n  retain_for: 30d\n  min_free: 1GiB\n  export:\n    - name: siem\n      type: syslog\n      address: 127.0.0.1:6514\n", 1)
+	c, err := Parse("brana.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audit.RetainFor.D() != 30*24*time.Hour || c.Audit.MinFree != 1<<30 || len(c.Audit.Export) != 1 {
+		t.Fatalf("audit = %+v", c.Audit)
+	}
 }
