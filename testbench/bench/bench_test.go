@@ -53,24 +53,34 @@ func BenchmarkInline(b *testing.B) {
 	}
 }
 
-func benchInline(b *testing.B, clients int) {
-	b.ReportAllocs()
-	e := newEnv(b, clients)
-	if *onlyPaths != "" {
-		want := strings.Split(*onlyPaths, ",")
-		e.paths = slices.DeleteFunc(e.paths, func(p *path) bool { return !slices.Contains(want, p.name) })
-		if len(e.paths) == 0 {
-			b.Fatalf("-inline.paths=%s names no path", *onlyPaths)
-		}
+// BenchmarkInlineDurability runs the mix through the plain relay and through
+// brana (4 connections, pipeline 8) with the audit log at each durability
+// level, at 16 clients, and reports brana/relay ratios per level.
+func BenchmarkInlineDurability(b *testing.B) {
+	for _, d := range []string{"none", "batch", "always"} {
+		b.Run("durability="+d, func(b *testing.B) {
+			b.ReportAllocs()
+			e := newEnvDurability(b, 16, d)
+			e.paths = slices.DeleteFunc(e.paths, func(p *path) bool { return p.name != pathRelay && p.name != pathBrana })
+			runRounds(b, e, nil, nil)
+			relay, brana := &e.path(pathRelay).stats, &e.path(pathBrana).stats
+			b.ReportMetric(brana.Percentile(50), "brana-p50-us")
+			b.ReportMetric(relay.Percentile(50), "relay-p50-us")
+			b.ReportMetric(brana.Throughput(), "brana-req/s")
+			b.ReportMetric(brana.Percentile(50)/relay.Percentile(50), "p50-ratio")
+			b.ReportMetric(brana.Throughput()/relay.Throughput(), "tput-ratio")
+		})
 	}
-	// Warm up every path: downstream connections open lazily, pages fault in.
+}
+
+// runRounds warms every path up, then runs b.N rounds; mallocs and cpu, if
+// not nil, collect per-path heap allocations and process CPU.
+func runRounds(b *testing.B, e *env, mallocs map[string]uint64, cpu map[string]time.Duration) {
 	for _, p := range e.paths {
 		if _, err := load(p.clients, 50*time.Millisecond, 0); err != nil {
 			b.Fatalf("warm-up %s: %v", p.name, err)
 		}
 	}
-	mallocs := make(map[string]uint64)
-	cpu := make(map[string]time.Duration)
 	var ms runtime.MemStats
 	b.ResetTimer()
 	for i := 0; i < b.N*passes; i++ {
@@ -83,13 +93,33 @@ func benchInline(b *testing.B, clients int) {
 			if err != nil {
 				b.Fatalf("%s: %v", p.name, err)
 			}
-			cpu[p.name] += processCPU() - cpu0
+			if cpu != nil {
+				cpu[p.name] += processCPU() - cpu0
+			}
 			runtime.ReadMemStats(&ms)
-			mallocs[p.name] += ms.Mallocs - before
+			if mallocs != nil {
+				mallocs[p.name] += ms.Mallocs - before
+			}
 			p.stats.add(r, p.clients)
 		}
 	}
 	b.StopTimer()
+}
+
+func benchInline(b *testing.B, clients int) {
+	b.ReportAllocs()
+	e := newEnv(b, clients)
+	if *onlyPaths != "" {
+		want := strings.Split(*onlyPaths, ",")
+		e.paths = slices.DeleteFunc(e.paths, func(p *path) bool { return !slices.Contains(want, p.name) })
+		if len(e.paths) == 0 {
+			b.Fatalf("-inline.paths=%s names no path", *onlyPaths)
+		}
+	}
+	// Warm-up first: downstream connections open lazily, pages fault in.
+	mallocs := make(map[string]uint64)
+	cpu := make(map[string]time.Duration)
+	runRounds(b, e, mallocs, cpu)
 
 	for _, p := range e.paths {
 		b.ReportMetric(p.stats.Percentile(50), p.name+"-p50-us")

@@ -10,7 +10,8 @@ import (
 	"github.com/brana-ot/brana/testbench/modbussim"
 )
 
-// gatewayConfig is the gateway under test; %[1]s is the simulated PLC.
+// gatewayConfig is the gateway under test; %[1]s is the simulated PLC,
+// %[2]s the audit durability.
 //
 // Sizing: a target's `connections` are the downstream connections all
 // clients share, and `queue` is how many requests may wait for one of them
@@ -26,7 +27,7 @@ gateway:
   name: bench
   data_dir: data
 audit:
-  durability: batch
+  durability: %[2]s
 
 listeners:
   - name: bench-c4
@@ -110,7 +111,10 @@ type env struct {
 	paths []*path
 }
 
-func newEnv(tb testing.TB, clients int) *env {
+func newEnv(tb testing.TB, clients int) *env { return newEnvDurability(tb, clients, "batch") }
+
+// newEnvDurability is newEnv with the gateway's audit durability set.
+func newEnvDurability(tb testing.TB, clients int, durability string) *env {
 	tb.Helper()
 	plc, err := modbussim.New(map[byte]string{unitID: "feeder"})
 	if err != nil {
@@ -132,7 +136,7 @@ func newEnv(tb testing.TB, clients int) *env {
 	}
 	tb.Cleanup(func() { relay.Close() })
 
-	gw := gwtest.Start(tb, fmt.Sprintf(gatewayConfig, sim))
+	gw := gwtest.Start(tb, fmt.Sprintf(gatewayConfig, sim, durability))
 
 	e := &env{plc: plc, gw: gw}
 	for _, p := range []struct{ name, addr string }{
