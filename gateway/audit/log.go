@@ -316,7 +316,8 @@ func (l *Log) Health() Health {
 // Append encodes rec (stamping its time if zero) and returns its sequence
 // number once the record is as durable as the log's Durability promises.
 // It is never cancelled by ctx: a client that hangs up must not leave a
-// half-logged command. Callers refuse the command when it returns an error.
+// half-logged command. Callers refuse the command when it returns an error;
+// after ErrTimeout the returned seq names the record that is still queued.
 func (l *Log) Append(ctx context.Context, rec *Record) (uint64, error) {
 	return l.append(rec, l.opts.Durability != None)
 }
@@ -377,7 +378,9 @@ func (l *Log) append(rec *Record, wait bool) (uint64, error) {
 		select {
 		case <-done:
 		case <-deadline.C:
-			return 0, fmt.Errorf("%w after %v", ErrTimeout, l.opts.AppendTimeout)
+			// The record stays queued and will be written if the log
+			// recovers: seq lets the caller follow it with what happened.
+			return seq, fmt.Errorf("%w after %v", ErrTimeout, l.opts.AppendTimeout)
 		}
 		l.mu.Lock()
 	}

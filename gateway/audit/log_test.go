@@ -226,9 +226,12 @@ func TestAppendTimesOutWhenWriteHangs(t *testing.T) {
 	go func() { _, err := l.Append(context.Background(), commandRecord()); leader <- err }()
 	time.Sleep(20 * time.Millisecond) // let it become the writer
 	start := time.Now()
-	_, err = l.Append(context.Background(), commandRecord())
+	seq, err := l.Append(context.Background(), commandRecord())
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Append = %v; want ErrTimeout", err)
+	}
+	if seq == 0 {
+		t.Fatal("a timed-out Append did not say which record is still queued")
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Fatalf("timed out after %v; want about 100ms", el)

@@ -159,6 +159,11 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 	if err != nil {
 		c.failed++
 		c.s.d.Log.Error("audit log refused a record; refusing the command", "session", c.id, "err", err)
+		if seq != 0 {
+			// The allow record may still reach the file late: say that the
+			// command was refused after all.
+			c.auditRefusal(seq, t0, err)
+		}
 		return c.reply(modbus.AppendException(c.wbuf[:0], txid, unit, fc, modbus.ExServerFailure))
 	}
 
@@ -290,6 +295,20 @@ func (c *conn) resultRecord(cmd uint64, t0 time.Time, out modbustarget.Outcome, 
 	if _, err := c.s.d.Audit.Enqueue(r); err != nil {
 		c.s.d.Log.Error("audit log refused a result record", "session", c.id, "err", err)
 	}
+}
+
+// auditRefusal follows a command record that was not accepted in time with
+// the fact that the command was refused and never forwarded.
+func (c *conn) auditRefusal(cmd uint64, t0 time.Time, cause error) {
+	r := &c.rec
+	target, unit, fc := r.Target, r.Unit, r.Func
+	c.base(audit.Result)
+	r.Cmd, r.Target, r.Unit, r.Func = cmd, target, unit, fc
+	r.Exception = int(modbus.ExServerFailure)
+	r.Status = "refused: not forwarded"
+	r.Detail = "the audit log did not accept the command record in time: " + cause.Error()
+	r.LatencyUS = time.Since(t0).Microseconds()
+	c.s.d.Audit.Enqueue(r)
 }
 
 func (c *conn) invalidFrame(b []byte, ferr error) {
