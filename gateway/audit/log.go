@@ -128,6 +128,7 @@ type Log struct {
 	durSeq    uint64   // last record known to be in the file, and its hash:
 	durHash   [32]byte // the chain restarts here after a failed write
 	flushing  bool
+	syncMu    sync.Mutex    // held around fdatasync and while a segment is closed
 	done      chan struct{} // closed when the write in flight finishes; made by the first waiter
 	arriving  atomic.Int32  // callers between entering append and taking the lock
 	lastBatch uint64        // records in the last write
@@ -432,7 +433,9 @@ func (l *Log) flushLocked(syncNow bool) {
 		}
 	}
 	if err == nil && syncNow {
+		l.syncMu.Lock()
 		err = fdatasync(f)
+		l.syncMu.Unlock()
 	}
 
 	l.mu.Lock()
@@ -496,6 +499,10 @@ func (l *Log) rotateLocked() {
 		return
 	}
 	old := l.f
+	// A Sync may be syncing the old file outside l.mu: wait for it before
+	// the file is closed.
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	if err := fdatasync(old); err != nil {
 		l.failLocked(err)
 		return
@@ -547,7 +554,6 @@ func (l *Log) syncLoop() {
 // Sync writes and fdatasyncs everything appended so far.
 func (l *Log) Sync() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for l.flushing {
 		if l.done == nil {
 			l.done = make(chan struct{})
@@ -558,10 +564,39 @@ func (l *Log) Sync() error {
 		l.mu.Lock()
 	}
 	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return err
+	}
+	syncNow := l.opts.Durability != None || l.closed
+	if !syncNow || l.opts.Durability == Always {
+		l.flushLocked(syncNow)
+		err := l.err
+		l.mu.Unlock()
+		return err
+	}
+	// Batch: write under the write token, but fdatasync outside it, so that
+	// commands keep being written (and forwarded) while the disk syncs.
+	l.flushLocked(false)
+	f, written, err := l.f, l.written, l.err
+	need := written > l.synced
+	l.mu.Unlock()
+	if err != nil || !need {
+		return err
+	}
+	l.syncMu.Lock()
+	err = fdatasync(f)
+	l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failLocked(err)
 		return l.err
 	}
-	l.flushLocked(l.opts.Durability != None || l.closed)
-	return l.err
+	if written > l.synced {
+		l.synced = written
+	}
+	return nil
 }
 
 // checkpointMessage is what a checkpoint signs: the sequence number and the

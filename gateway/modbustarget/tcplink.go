@@ -1,6 +1,7 @@
 package modbustarget
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -49,6 +50,11 @@ type tcpConn struct {
 	dead     error
 
 	wmu sync.Mutex
+
+	// direct: one request at a time, read by its caller (pipeline 1).
+	direct       bool
+	rbuf         [8 * modbus.MaxADULen]byte
+	rstart, rend int
 }
 
 // tcpSlot is one outstanding request on a connection.
@@ -73,6 +79,17 @@ func (p *tcpPool) exchange(req *modbus.Request, resp []byte) (int, error) {
 	}
 	s := &c.slots[i]
 	adu := modbus.AppendADU(s.wbuf[:0], s.tx, req.Unit, req.PDU)
+
+	if c.direct {
+		n, err := c.roundTrip(s, adu, p.timeout)
+		c.mu.Lock()
+		c.releaseLocked(i)
+		c.mu.Unlock()
+		if err != nil {
+			c.fail(err)
+		}
+		return n, err
+	}
 
 	c.wmu.Lock()
 	c.nc.SetWriteDeadline(time.Now().Add(p.timeout))
@@ -174,15 +191,63 @@ func (p *tcpPool) dial() (*tcpConn, error) {
 		tc.SetNoDelay(true)
 		tc.SetKeepAlive(true)
 	}
-	c := &tcpConn{pool: p, nc: nc, slots: make([]tcpSlot, p.depth), free: make([]int, 0, p.depth)}
+	c := &tcpConn{pool: p, nc: nc, slots: make([]tcpSlot, p.depth), free: make([]int, 0, p.depth), direct: p.depth == 1}
 	for i := range c.slots {
 		c.slots[i].done = make(chan struct{}, 1)
 		c.slots[i].timer = time.NewTimer(time.Hour)
 		c.slots[i].timer.Stop()
 		c.free = append(c.free, p.depth-1-i)
 	}
-	go c.readLoop()
+	if !c.direct {
+		go c.readLoop()
+	}
 	return c, nil
+}
+
+// roundTrip is the one-request-at-a-time exchange: the caller owns the
+// connection, so it reads the answer itself (no hand-off to a reader
+// goroutine on the inline path). Answers to other transaction ids are late
+// answers to requests that timed out: dropped.
+func (c *tcpConn) roundTrip(s *tcpSlot, adu []byte, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	c.nc.SetDeadline(deadline)
+	if _, err := c.nc.Write(adu); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrConnLost, err)
+	}
+	for {
+		frame, n, err := modbus.SplitFrame(c.rbuf[c.rstart:c.rend])
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrBadResponse, err)
+		}
+		if frame != nil {
+			c.rstart += n
+			if frame.TxID() != s.tx {
+				c.pool.dropped.Add(1)
+				continue
+			}
+			pdu := frame.PDU()
+			switch {
+			case frame.Unit() != s.unit:
+				return 0, fmt.Errorf("%w: answer from unit %d to a request for unit %d", ErrBadResponse, frame.Unit(), s.unit)
+			case len(pdu) > len(s.resp):
+				return 0, fmt.Errorf("%w: %d byte PDU", ErrBadResponse, len(pdu))
+			}
+			return copy(s.resp, pdu), nil
+		}
+		if c.rstart > 0 {
+			c.rend = copy(c.rbuf[:], c.rbuf[c.rstart:c.rend])
+			c.rstart = 0
+		}
+		m, err := c.nc.Read(c.rbuf[c.rend:])
+		c.rend += m
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return 0, fmt.Errorf("%w after %v", ErrTimeout, timeout)
+			}
+			return 0, fmt.Errorf("%w: %v", ErrConnLost, err)
+		}
+	}
 }
 
 func (c *tcpConn) readLoop() {
