@@ -55,8 +55,9 @@ type Record struct {
 	Values   []uint16 // at most MaxValues are recorded
 	NValues  int
 
-	Decision  string // allow | deny | invalid
+	Decision  string // allow | deny | invalid | held
 	Rule      string
+	Grant     string // the approved access request a command ran under
 	Reason    string
 	Exception int // Modbus exception code sent upstream, 0 = none
 	Status    string
@@ -127,6 +128,7 @@ func (r *Record) appendJSON(b []byte, seq uint64, prev *[32]byte) []byte {
 	}
 	b = appendStr(b, "decision", r.Decision)
 	b = appendStr(b, "rule", r.Rule)
+	b = appendStr(b, "grant", r.Grant)
 	b = appendStr(b, "reason", r.Reason)
 	b = appendInt(b, "exception", r.Exception, r.Exception != 0)
 	b = appendStr(b, "status", r.Status)

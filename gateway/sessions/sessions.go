@@ -33,6 +33,22 @@ type Session struct {
 	requests atomic.Uint64
 	refused  atomic.Uint64
 	stopped  atomic.Bool
+	grant    atomic.Pointer[string]
+}
+
+// SetGrant records the grant the session's commands run under.
+func (s *Session) SetGrant(id string) {
+	if g := s.grant.Load(); g == nil || *g != id {
+		s.grant.Store(&id)
+	}
+}
+
+// Grant is the grant the session's commands last ran under, or "".
+func (s *Session) Grant() string {
+	if g := s.grant.Load(); g != nil {
+		return *g
+	}
+	return ""
 }
 
 // New makes a session; stop must end it at once (close the connection) and
@@ -74,6 +90,7 @@ func (s *Session) Stop(reason string) bool {
 func (s *Session) Info() Info {
 	i := s.info
 	i.Requests, i.Refused = s.requests.Load(), s.refused.Load()
+	i.Grant = s.Grant()
 	return i
 }
 
