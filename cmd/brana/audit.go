@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,26 +51,30 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// dirAndFlags lets the directory come before or after the flags.
-func dirAndFlags(args []string) (string, []string) {
+// parseDir parses flags with the log directory before or after them; it
+// prints usage and returns "" when the directory is missing or flags are bad.
+func parseDir(fs *flag.FlagSet, args []string, usage string) string {
+	var dir string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		return args[0], args[1:]
+		dir, args = args[0], args[1:]
 	}
-	return "", args
-}
-
-func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("audit verify", stderr)
-	pubFile := fs.String("pubkey", "", "PEM public key of the checkpoint signing key (from `brana audit pubkey`)")
-	dir, rest := dirAndFlags(args)
-	if fs.Parse(rest) != nil {
-		return exitUsage
+	if fs.Parse(args) != nil {
+		return ""
 	}
 	if dir == "" && fs.NArg() == 1 {
 		dir = fs.Arg(0)
 	}
 	if dir == "" {
-		fmt.Fprintln(stderr, "usage: brana audit verify DIR [--pubkey FILE]")
+		fmt.Fprintln(fs.Output(), "usage:", usage)
+	}
+	return dir
+}
+
+func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("audit verify", stderr)
+	pubFile := fs.String("pubkey", "", "PEM public key of the checkpoint signing key (from `brana audit pubkey`)")
+	dir := parseDir(fs, args, "brana audit verify DIR [--pubkey FILE]")
+	if dir == "" {
 		return exitUsage
 	}
 	var pub []byte
@@ -148,15 +153,8 @@ func cmdAuditShow(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&fl.FromSeq, "from-seq", 0, "first sequence number")
 	fs.Uint64Var(&fl.ToSeq, "to-seq", 0, "last sequence number")
 	asJSON := fs.Bool("json", false, "print the stored JSON lines unchanged")
-	dir, rest := dirAndFlags(args)
-	if fs.Parse(rest) != nil {
-		return exitUsage
-	}
-	if dir == "" && fs.NArg() == 1 {
-		dir = fs.Arg(0)
-	}
+	dir := parseDir(fs, args, "brana audit show DIR [filters] [--json]")
 	if dir == "" {
-		fmt.Fprintln(stderr, "usage: brana audit show DIR [filters] [--json]")
 		return exitUsage
 	}
 	f, err := auditquery.ParseFilter(fl, time.Now())
@@ -177,14 +175,11 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	from := fs.Uint64("from", 1, "with --stdout: first sequence number")
 	file := fs.String("c", "", "config file naming the exporter")
 	name := fs.String("exporter", "", "name of an exporter under audit.export in the config")
-	dir, rest := dirAndFlags(args)
-	if fs.Parse(rest) != nil {
+	dir := parseDir(fs, args, "brana audit export DIR --stdout [--from N] | brana audit export DIR -c FILE --exporter NAME")
+	if dir == "" {
 		return exitUsage
 	}
-	if dir == "" && fs.NArg() == 1 {
-		dir = fs.Arg(0)
-	}
-	if dir == "" || *toStdout == (*name != "") {
+	if *toStdout == (*name != "") {
 		fmt.Fprintln(stderr, "usage: brana audit export DIR --stdout [--from N] | brana audit export DIR -c FILE --exporter NAME")
 		return exitUsage
 	}

@@ -138,18 +138,26 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	return exitOK
 }
 
+// loadPolicy reads and validates a config file and compiles its policy.
+func loadPolicy(file string) (*config.Config, *policy.Policy, error) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, pol, nil
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	file := fs.String("c", "/etc/brana/brana.yaml", "config file")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	cfg, pol, err := loadPolicy(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
@@ -172,12 +180,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "brana policy explain: --party, --target and --op are required")
 		return exitUsage
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	_, pol, err := loadPolicy(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
