@@ -21,8 +21,10 @@ import (
 // at a time; its buffers are fixed so the per-request path does not allocate.
 type conn struct {
 	s     *Server
-	nc    net.Conn
+	nc    Stream
+	dl    deadliner // nil when the stream has no deadlines (an SSH channel)
 	party *policy.Party
+	via   string
 	id    string
 	src   string
 	sess  *sessions.Session
@@ -67,9 +69,9 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		// Move the idle deadline only when it has aged a little: a deadline
 		// per read is a timer update per request for no gain.
-		if idle := c.s.cfg.IdleTimeout.D(); idle > 0 {
+		if idle := c.s.cfg.IdleTimeout.D(); idle > 0 && c.dl != nil {
 			if now := time.Now(); now.Sub(c.deadlineSet) > idle/64 {
-				c.nc.SetReadDeadline(now.Add(idle))
+				c.dl.SetReadDeadline(now.Add(idle))
 				c.deadlineSet = now
 			}
 		}
@@ -223,7 +225,9 @@ func (c *conn) refuseRequest(txid uint16, unit, fc, code byte, t0 time.Time, res
 }
 
 func (c *conn) reply(b []byte) (bool, error) {
-	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if c.dl != nil {
+		c.dl.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	}
 	if _, err := c.nc.Write(b); err != nil {
 		c.closeReason = "write error: " + err.Error()
 		return false, err
@@ -339,7 +343,7 @@ func hexPrefix(b []byte, n int) string {
 func (c *conn) openRecord() {
 	c.base(audit.SessionOpen)
 	c.rec.Decision = "allow"
-	c.rec.Detail = "identified by source network"
+	c.rec.Detail = "identified by " + c.via
 	if _, err := c.s.d.Audit.Append(context.Background(), &c.rec); err != nil {
 		c.s.d.Log.Error("audit log refused a session record", "session", c.id, "err", err)
 	}

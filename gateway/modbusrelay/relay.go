@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -124,7 +125,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		select {
 		case s.slots <- struct{}{}:
 		default:
-			s.refuse(nc, nil, "too many connections", fmt.Sprintf("listener %s is at max_connections=%d", s.cfg.Name, s.cfg.MaxConnections))
+			s.refuse(nc, nc.RemoteAddr().String(), nil, "too many connections", fmt.Sprintf("listener %s is at max_connections=%d", s.cfg.Name, s.cfg.MaxConnections))
 			continue
 		}
 		wg.Add(1)
@@ -146,9 +147,27 @@ func remoteAddr(nc net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
+// Stream is a client byte stream: a TCP connection, or an SSH channel that
+// the vendor link hands over. Deadlines are used when it has them.
+type Stream interface {
+	io.ReadWriteCloser
+}
+
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// Identity says who is on a stream and how that was established.
+type Identity struct {
+	Party  *policy.Party
+	Source string // client address, host:port
+	Via    string // "source network", "ssh key SHA256:…", "ssh certificate …"
+}
+
 // refuse audits a connection that is not let in, then closes it.
-func (s *Server) refuse(nc net.Conn, p *policy.Party, reason, detail string) {
-	rec := audit.Record{Type: audit.SessionRefused, Source: nc.RemoteAddr().String(), Listener: s.cfg.Name,
+func (s *Server) refuse(rw io.Closer, src string, p *policy.Party, reason, detail string) {
+	rec := audit.Record{Type: audit.SessionRefused, Source: src, Listener: s.cfg.Name,
 		Unit: -1, Func: -1, Sub: -1, Decision: "deny", Reason: reason, Detail: detail}
 	if p != nil {
 		rec.Party, rec.PartyName, rec.Org = p.ID, p.Name, p.Organisation
@@ -156,32 +175,40 @@ func (s *Server) refuse(nc net.Conn, p *policy.Party, reason, detail string) {
 	if _, err := s.d.Audit.Append(context.Background(), &rec); err != nil {
 		s.d.Log.Error("audit append failed for a refused connection", "err", err)
 	}
-	s.d.Log.Info("connection refused", "listener", s.cfg.Name, "source", rec.Source, "reason", reason)
-	nc.Close()
+	s.d.Log.Info("connection refused", "listener", s.cfg.Name, "source", src, "reason", reason)
+	rw.Close()
 }
 
+// handle identifies a TCP client by its source network and serves it.
 func (s *Server) handle(ctx context.Context, nc net.Conn) {
-	pol := s.d.Policy.Load()
-	party := pol.PartyByAddr(remoteAddr(nc))
+	party := s.d.Policy.Load().PartyByAddr(remoteAddr(nc))
 	if party == nil {
-		s.refuse(nc, nil, policy.Unidentified.String(), "source address is not bound to an enrolled party")
+		s.refuse(nc, nc.RemoteAddr().String(), nil, policy.Unidentified.String(), "source address is not bound to an enrolled party")
 		return
 	}
+	s.ServeStream(ctx, nc, Identity{Party: party, Source: nc.RemoteAddr().String(), Via: "source network"})
+}
+
+// ServeStream runs a Modbus TCP session for an identified party over rw
+// until it ends, and closes rw.
+func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 	if s.d.Audit.SpaceLow() {
 		// Better no session than records that cannot be kept.
-		s.refuse(nc, party, "audit-disk-low", "free space under the audit log is below audit.min_free")
+		s.refuse(rw, id.Source, id.Party, "audit-disk-low", "free space under the audit log is below audit.min_free")
 		return
 	}
 	c := &conn{
 		s:     s,
-		nc:    nc,
-		party: party,
+		nc:    rw,
+		party: id.Party,
+		via:   id.Via,
 		id:    s.d.BootID + "-" + s.cfg.Name + "-" + strconv.FormatUint(s.seq.Add(1), 10),
-		src:   nc.RemoteAddr().String(),
+		src:   id.Source,
 	}
+	c.dl, _ = rw.(deadliner)
 	c.rec.Values = make([]uint16, 0, audit.MaxValues)
-	c.sess = sessions.New(sessions.Info{ID: c.id, Protocol: "modbus", Listener: s.cfg.Name, Party: party.ID,
-		PartyName: party.Name, Org: party.Organisation, Source: c.src, Via: "source network", Since: time.Now()}, c.kill)
+	c.sess = sessions.New(sessions.Info{ID: c.id, Protocol: "modbus", Listener: s.cfg.Name, Party: id.Party.ID,
+		PartyName: id.Party.Name, Org: id.Party.Organisation, Source: c.src, Via: id.Via, Since: time.Now()}, c.kill)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
