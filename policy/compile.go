@@ -16,7 +16,9 @@ import (
 )
 
 // Party kinds a PartySpec may declare.
-var partyKinds = []string{"vendor", "integrator", "operator", "scada"}
+// An owner is a controlling entity that never connects: it exists to be
+// named in other parties' controlled_by.
+var partyKinds = []string{"vendor", "integrator", "operator", "scada", "owner"}
 
 // Compile checks spec against the names of the configured targets and
 // compiles it. It reports every problem it finds, as an errors.Join of
@@ -27,8 +29,19 @@ var partyKinds = []string{"vendor", "integrator", "operator", "scada"}
 // empty or duplicate rule names; rules without parties, targets or classes;
 // unknown party ids, target names and classes; function codes outside
 // 1..127; unit ids outside 0..255; unknown tables, empty range lists, bad
-// range syntax or order; value bounds outside 0..65535 or min > max.
-func Compile(spec Spec, targets []string) (*Policy, error) {
+// range syntax or order; value bounds outside 0..65535 or min > max;
+// rules naming an owner; jurisdiction evidence: country codes, dates,
+// listing actions, relays, unknown or cyclic controlled_by; the high-risk
+// set, high-risk ASNs and the bundle settings.
+//
+// Compile then judges every party (Party.Verdict, Party.Findings) from its
+// evidence, its controllers' up the chain, its own listings and those given
+// with WithListings. Compile opens no file and reads no clock.
+func Compile(spec Spec, targets []string, opts ...Option) (*Policy, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	c := compiler{p: &Policy{
 		byID:      make(map[string]*Party, len(spec.Parties)),
 		targetIdx: make(map[string]int, len(targets)),
@@ -44,6 +57,8 @@ func Compile(spec Spec, targets []string) (*Policy, error) {
 		c.party(i, &spec.Parties[i])
 	}
 	c.overlaps()
+	c.controllers()
+	c.compileJurisdiction(&spec.Jurisdiction, &o)
 	names := make(map[string]int, len(spec.Rules))
 	for i := range spec.Rules {
 		c.rule(i, &spec.Rules[i], names)
@@ -52,9 +67,12 @@ func Compile(spec Spec, targets []string) (*Policy, error) {
 		return nil, errors.Join(c.errs...)
 	}
 	p.buildIndex()
+	p.judge()
 	p.digest = digest(&spec)
 	p.unidentified = newDenial(Unidentified, nil, "unidentified party")
 	p.noRule = newDenial(NoRule, nil, "no rule allows this party on this target")
+	p.notAdmitted = newDenial(NotAdmitted, nil, "session not admitted (jurisdiction)")
+	p.needsApproval = newDenial(NeedsApproval, nil, "session needs an engineer's approval (jurisdiction)")
 	return p, nil
 }
 
@@ -74,6 +92,7 @@ func (c *compiler) party(i int, ps *PartySpec) {
 		Name:         ps.Name,
 		Organisation: ps.Organisation,
 		Kind:         ps.Kind,
+		LegalName:    ps.LegalName,
 		index:        len(c.p.parties),
 	}
 	switch {
@@ -97,6 +116,7 @@ func (c *compiler) party(i int, ps *PartySpec) {
 		}
 		party.Networks = append(party.Networks, n)
 	}
+	c.evidence(path, ps, party)
 	c.p.parties = append(c.p.parties, party)
 }
 
@@ -187,6 +207,8 @@ func (c *compiler) rule(i int, rs *RuleSpec, names map[string]int) {
 			r.anyParty = true
 		case c.p.byID[id] == nil:
 			c.errorf(fmt.Sprintf("%s.parties[%d]", path, j), "unknown party %q", id)
+		case c.p.byID[id].Kind == "owner":
+			c.errorf(fmt.Sprintf("%s.parties[%d]", path, j), "party %q is an owner: it never connects", id)
 		default:
 			r.parties[id] = true
 		}
@@ -274,7 +296,7 @@ func (c *compiler) rule(i int, rs *RuleSpec, names map[string]int) {
 		r.bounded, r.min, r.max = true, uint16(b.Min), uint16(b.Max)
 	}
 
-	for reason := ClassDenied; reason < numReasons; reason++ {
+	for reason := ClassDenied; reason <= MaskedWrite; reason++ {
 		r.denials[reason] = newDenial(reason, r, fmt.Sprintf(denialFormats[reason], r.Name))
 	}
 	c.p.rules = append(c.p.rules, r)
@@ -361,7 +383,60 @@ func digest(spec *Spec) string {
 		}
 		w.bool(rs.Reset)
 	}
+	if hasJurisdiction(spec) {
+		// Appended only when used, so that the digests of specs without
+		// jurisdiction settings are those of earlier versions.
+		w.str("jurisdiction v1")
+		j := &spec.Jurisdiction
+		w.strs(j.HighRisk)
+		w.bool(j.Strict)
+		w.str(j.GeoIP.CountryDB)
+		w.str(j.GeoIP.ASNDB)
+		w.str(j.Bundle.Dir)
+		w.str(j.Bundle.PublicKey)
+		w.int(len(j.ASNHighRisk))
+		for _, a := range j.ASNHighRisk {
+			w.int(int(a))
+		}
+		for _, ps := range spec.Parties {
+			w.str(ps.LegalName)
+			ev := ps.Evidence
+			if ev == nil {
+				w.int(0)
+				continue
+			}
+			w.int(1)
+			w.str(ev.EstablishedIn)
+			w.strs(ev.ControlledBy)
+			w.strs(ev.ManagementIn)
+			w.strs(ev.OperatesFrom)
+			w.strs(ev.DataTo)
+			w.int(len(ev.Listings))
+			for _, l := range ev.Listings {
+				w.str(l.Source)
+				w.str(l.Reference)
+				w.str(l.Action)
+				w.str(l.Date)
+			}
+			w.strs(ev.Relays)
+			w.str(ev.ReviewedOn)
+			w.str(ev.ReviewBy)
+		}
+	}
 	return hex.EncodeToString(w.h.Sum(nil))
+}
+
+func hasJurisdiction(spec *Spec) bool {
+	j := &spec.Jurisdiction
+	if len(j.HighRisk) > 0 || j.Strict || j.GeoIP != (GeoIPSpec{}) || j.Bundle != (BundleSpec{}) || len(j.ASNHighRisk) > 0 {
+		return true
+	}
+	for _, ps := range spec.Parties {
+		if ps.LegalName != "" || ps.Evidence != nil {
+			return true
+		}
+	}
+	return false
 }
 
 type canon struct {

@@ -21,6 +21,8 @@ const (
 	AddressDenied                // the unit is allowed, the addresses are not
 	ValueDenied                  // the addresses are allowed, a written value is outside the bounds
 	MaskedWrite                  // the addresses are allowed, but FC 22's result cannot be bounded
+	NotAdmitted                  // the session's admission denied it (jurisdiction; see the Admission)
+	NeedsApproval                // the session's admission needs an approval that has not been given
 	numReasons
 )
 
@@ -33,6 +35,8 @@ var reasonNames = [numReasons]string{
 	AddressDenied:  "address",
 	ValueDenied:    "value",
 	MaskedWrite:    "masked-write",
+	NotAdmitted:    "not-admitted",
+	NeedsApproval:  "needs-approval",
 }
 
 // String returns the name used in audit records and explanations.

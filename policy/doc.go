@@ -32,7 +32,23 @@
 // each protocol front can translate it (errors.As) into its own answer, and
 // [Policy.ExplainModbus] says rule by rule why.
 //
-// This cut identifies parties by source network and decides by rules only.
-// Jurisdiction evidence and approvals (DESIGN.md, "Policy model") come later;
-// they add reasons and steps to the same decision.
+// Jurisdiction (DESIGN.md, "Policy model"). Each party carries evidence:
+// where it is established, who controls it (other parties, often of kind
+// owner, followed up the chain; a cycle is a compile error), where its
+// management sits, where its staff operate from, where its data goes, its
+// listings, the relays it uses, and when the evidence must be reviewed.
+// Compile judges every party once ([Party.Verdict], [Party.Findings]) from
+// that evidence, its controllers' and the listings of public high-risk
+// entities (its own, and those given with [WithListings]: the built-in ones
+// and a signed bundle's, see package bundle). At session start
+// [Policy.Admit] adds the run-time signals ([Signals]: source country and
+// AS from an offline database, see package geoip; certificate country;
+// relay; clock; bundle expiry) and applies the decision order: no party
+// → deny; a block listing on the chain → deny; PRC-managed → approval
+// (strict: deny); a PRC finding at run time → approval (strict: deny) with
+// the conflict recorded; anything unknown → approval; otherwise the rules
+// decide. Every [Admission] carries its findings and the step that decided,
+// for the audit record and [Policy.Explain]. [Policy.DecideAdmitted] puts
+// the admission in front of each command's decision, still without
+// allocating.
 package policy

@@ -19,6 +19,10 @@ type Explanation struct {
 	Steps   []Step // one per rule, in file order
 	Rule    *Rule  // the allowing rule, as DecideModbus returns it
 	Err     error  // the *Denial, as DecideModbus returns it
+
+	// Admission is the session admission (Explain); nil for ExplainModbus.
+	// When it does not allow, it decides before the rules do.
+	Admission *Admission
 }
 
 // Step is one rule's verdict on the request.
@@ -59,7 +63,19 @@ func (p *Policy) ExplainModbus(party *Party, target string, req *modbus.Request)
 	return e
 }
 
-// String renders e for a terminal: a header, one line per rule, the decision.
+// Explain is ExplainModbus with the session admission in front: the
+// findings about party and the run-time signals sig, the step of the
+// decision order that matched, then what each rule makes of req. It is what
+// `brana policy explain` prints.
+func (p *Policy) Explain(party *Party, target string, req *modbus.Request, sig Signals) Explanation {
+	e := p.ExplainModbus(party, target, req)
+	a := p.Admit(party, sig)
+	e.Admission = &a
+	return e
+}
+
+// String renders e for a terminal: a header, the admission with its
+// findings (decisive ones marked *), one line per rule, the decision.
 func (e Explanation) String() string {
 	var b strings.Builder
 	party := e.Party
@@ -67,19 +83,43 @@ func (e Explanation) String() string {
 		party = "(unidentified)"
 	}
 	fmt.Fprintf(&b, "party %s, target %s: %s\n", party, e.Target, e.Request)
+	a := e.Admission
+	if a != nil {
+		fmt.Fprintf(&b, "admission: %s (step %d): %s\n", a.Verdict, a.Step, a.Reason)
+		if a.Conflict != "" {
+			fmt.Fprintf(&b, "  conflict: %s\n", a.Conflict)
+		}
+		for _, f := range a.Findings {
+			mark := "-"
+			if f.Decisive {
+				mark = "*"
+			}
+			fmt.Fprintf(&b, "  %s %s\n", mark, f)
+		}
+	}
 	for _, s := range e.Steps {
 		fmt.Fprintf(&b, "rule %s: %s\n", s.Rule, s.Verdict)
 	}
+	prefix := "decision: "
+	switch {
+	case a == nil || a.Verdict == Allow:
+	case a.Verdict == Deny:
+		fmt.Fprintf(&b, "decision: deny (not admitted, step %d): %s\n", a.Step, a.Reason)
+		return b.String()
+	default:
+		prefix = fmt.Sprintf("decision: needs approval (step %d); once approved: ", a.Step)
+	}
+	b.WriteString(prefix)
 	var d *Denial
 	switch {
 	case e.Err == nil && e.Rule != nil:
-		fmt.Fprintf(&b, "decision: allow by rule %s\n", e.Rule.Name)
+		fmt.Fprintf(&b, "allow by rule %s\n", e.Rule.Name)
 	case errors.As(e.Err, &d):
-		fmt.Fprintf(&b, "decision: deny (%s): %s\n", d.Reason, d.Msg)
+		fmt.Fprintf(&b, "deny (%s): %s\n", d.Reason, d.Msg)
 	case e.Err != nil:
-		fmt.Fprintf(&b, "decision: deny: %v\n", e.Err)
+		fmt.Fprintf(&b, "deny: %v\n", e.Err)
 	default:
-		b.WriteString("decision: deny\n")
+		b.WriteString("deny\n")
 	}
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/brana-ot/brana/protocols/modbus"
 	"github.com/brana-ot/brana/protocols/opclass"
@@ -25,9 +26,12 @@ type Policy struct {
 	index [][]*Rule
 
 	digest string
+	j      jurisdiction
 
-	unidentified Denial
-	noRule       Denial
+	unidentified  Denial
+	noRule        Denial
+	notAdmitted   Denial
+	needsApproval Denial
 }
 
 type netEntry struct {
@@ -42,8 +46,27 @@ type Party struct {
 	Organisation string
 	Kind         string
 	Networks     []netip.Prefix
+	LegalName    string
 
-	index int // position in Policy.parties
+	// Local is set for a scada or operator party without evidence whose
+	// every network is private, loopback or link-local: it counts as
+	// non-PRC and its sessions from local addresses are local sessions.
+	Local bool
+	// Verdict is the static jurisdiction verdict from the registry: the
+	// party's evidence, its controllers' up the chain, and listings. Stale
+	// evidence is judged at admission, against the session's clock.
+	Verdict Verdict
+	// Findings are the facts behind Verdict, the party's own first.
+	Findings []Finding
+
+	index    int // position in Policy.parties
+	ev       *EvidenceSpec
+	reviewBy time.Time // zero: none declared
+	control  []*Party  // direct controllers
+	chain    []*Party  // every controller up the chain, nearest first, once each
+	relays   []relayMatch
+	blocked  []int  // indexes in Findings of listings with action block
+	declared string // what the party declared, for conflicts: "CZ", "CZ/DE", "local network", "nothing"
 }
 
 // Rule is a compiled RuleSpec. Its exported fields are for display and for

@@ -4,8 +4,34 @@ package policy
 // config loader decodes YAML strictly into it, and Compile checks and
 // compiles it.
 type Spec struct {
-	Parties []PartySpec `yaml:"parties"`
-	Rules   []RuleSpec  `yaml:"rules"`
+	Parties      []PartySpec      `yaml:"parties"`
+	Rules        []RuleSpec       `yaml:"rules"`
+	Jurisdiction JurisdictionSpec `yaml:"jurisdiction"`
+}
+
+// JurisdictionSpec configures how parties and sessions are judged against
+// the high-risk jurisdictions (DESIGN.md, "Policy model"). The files it names
+// are opened by the gateway, never by Compile.
+type JurisdictionSpec struct {
+	HighRisk    []string   `yaml:"high_risk"`     // ISO 3166-1 alpha-2 codes; empty means CN, HK, MO
+	Strict      bool       `yaml:"strict"`        // a PRC finding denies instead of needing approval
+	GeoIP       GeoIPSpec  `yaml:"geoip"`         // offline MaxMind-format databases
+	Bundle      BundleSpec `yaml:"bundle"`        // signed data bundle with listings and databases
+	ASNHighRisk []uint32   `yaml:"asn_high_risk"` // autonomous systems owned from a high-risk jurisdiction
+}
+
+// GeoIPSpec names the mmdb files the gateway opens for source address
+// country and ASN. Either may be empty; a file may hold both (IPinfo lite).
+type GeoIPSpec struct {
+	CountryDB string `yaml:"country_db"`
+	ASNDB     string `yaml:"asn_db"`
+}
+
+// BundleSpec names the directory of a signed data bundle and the file
+// holding the note verifier key that signs it.
+type BundleSpec struct {
+	Dir       string `yaml:"dir"`
+	PublicKey string `yaml:"public_key"`
 }
 
 // PartySpec declares one party: a person, a company or a system on the other
@@ -14,8 +40,33 @@ type PartySpec struct {
 	ID           string   `yaml:"id"`           // short id used in rules, e.g. "scada"
 	Name         string   `yaml:"name"`         // display name of a person or system, e.g. "Control room SCADA"
 	Organisation string   `yaml:"organisation"` // e.g. "ČEPS, a.s."
-	Kind         string   `yaml:"kind"`         // vendor | integrator | operator | scada
+	Kind         string   `yaml:"kind"`         // vendor | integrator | operator | scada | owner
 	Networks     []string `yaml:"networks"`     // CIDRs or single IPs that identify local parties
+
+	LegalName string        `yaml:"legal_name"` // registered name, matched against listings, e.g. "Vendor s.r.o."
+	Evidence  *EvidenceSpec `yaml:"evidence"`   // jurisdiction evidence; local scada and operator parties may omit it
+}
+
+// EvidenceSpec is what the operator established about a party's
+// jurisdiction. Countries are ISO 3166-1 alpha-2 codes.
+type EvidenceSpec struct {
+	EstablishedIn string        `yaml:"established_in"` // country of incorporation
+	ControlledBy  []string      `yaml:"controlled_by"`  // ids of controlling parties (usually kind owner); empty: none
+	ManagementIn  []string      `yaml:"management_in"`  // where its management sits
+	OperatesFrom  []string      `yaml:"operates_from"`  // where the staff who connect work from
+	DataTo        []string      `yaml:"data_to"`        // where data from the sessions goes
+	Listings      []ListingSpec `yaml:"listings"`       // entries on public high-risk lists
+	Relays        []string      `yaml:"relays"`         // host names (or *.domain) or CIDRs of relay endpoints it uses
+	ReviewedOn    string        `yaml:"reviewed_on"`    // YYYY-MM-DD
+	ReviewBy      string        `yaml:"review_by"`      // YYYY-MM-DD; after this day the evidence is stale
+}
+
+// ListingSpec is one entry of a party on a public list.
+type ListingSpec struct {
+	Source    string `yaml:"source"`    // the list, e.g. "FCC Covered List"
+	Reference string `yaml:"reference"` // URL or document id
+	Action    string `yaml:"action"`    // block | approval | note
+	Date      string `yaml:"date"`      // YYYY-MM-DD the entry was checked
 }
 
 // RuleSpec is one allow-rule. A request is allowed when one rule names its

@@ -41,6 +41,11 @@ Usage:
                              read the audit log (brana audit for the filters)
   brana audit export DIR --stdout | -c FILE --exporter NAME
                              export records
+  brana requests list|show|approve|deny|revoke|create ...
+                             access requests and grants, on a running gateway's admin socket
+  brana sessions list|kill ID
+                             live sessions; kill ends one at once
+  brana account hash         argon2id hash of a password (read from stdin) for the accounts file
   brana version              version, commit and build target
 `
 
@@ -79,6 +84,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
+	case "requests":
+		return cmdRequests(args[1:], stdout, stderr)
+	case "sessions":
+		return cmdSessions(args[1:], stdout, stderr)
+	case "account":
+		return cmdAccount(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "brana %s (commit %s) %s/%s %s\n", gateway.Version, gateway.Commit, runtime.GOOS, runtime.GOARCH, runtime.Version())
 		return exitOK
