@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/brana-ot/brana/gateway/adminapi"
+	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/auditexport"
 	"github.com/brana-ot/brana/gateway/config"
@@ -49,6 +52,11 @@ type Gateway struct {
 	servers   []*modbusrelay.Server
 	listeners []net.Listener
 	exporters []*auditexport.Forwarder
+
+	juris     *jurisdiction
+	approvals *approvals.Service
+	adminLn   net.Listener
+	admin     http.Handler
 }
 
 func protected(fwds []*auditexport.Forwarder) func() uint64 {
@@ -61,14 +69,16 @@ func protected(fwds []*auditexport.Forwarder) func() uint64 {
 // New builds every part and binds every listener, so that callers (and tests
 // listening on port 0) know the addresses before Run.
 func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
-	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	j := loadJurisdiction(cfg, log.With("part", "jurisdiction"))
+	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames(), policy.WithListings(j.listings))
 	if err != nil {
+		j.close()
 		return nil, fmt.Errorf("gateway: policy: %w", err)
 	}
 	var boot [4]byte
 	rand.Read(boot[:])
 	g = &Gateway{cfg: cfg, log: log, bootID: hex.EncodeToString(boot[:]), targets: make(map[string]*modbustarget.Target),
-		sessions: sessions.NewRegistry()}
+		sessions: sessions.NewRegistry(), juris: j}
 	g.policy.Store(pol)
 	defer func() {
 		if err != nil {
@@ -131,7 +141,11 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		}
 		g.targets[tc.Name] = t
 	}
-	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID, Sessions: g.sessions}
+	if err := g.openApprovals(); err != nil {
+		return nil, err
+	}
+	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID, Sessions: g.sessions,
+		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo}
 	for _, lc := range cfg.Listeners {
 		s, err := modbusrelay.New(lc, deps)
 		if err != nil {
@@ -213,7 +227,11 @@ func (g *Gateway) Policy() *policy.Policy { return g.policy.Load() }
 // Run serves until ctx is done, then stops every listener and session and
 // closes the audit log.
 func (g *Gateway) Run(ctx context.Context) error {
-	g.lifecycle(audit.GatewayStart, "brana "+Version+" ("+Commit+") gateway "+g.cfg.Gateway.Name)
+	start := "brana " + Version + " (" + Commit + ") gateway " + g.cfg.Gateway.Name + "; admin socket " + g.adminLn.Addr().String()
+	if len(g.juris.notes) > 0 {
+		start += "; " + strings.Join(g.juris.notes, "; ")
+	}
+	g.lifecycle(audit.GatewayStart, start)
 	pol := g.policy.Load()
 	if _, err := g.audit.Append(ctx, &audit.Record{Type: audit.ConfigLoad, Unit: -1, Func: -1, Sub: -1,
 		Status: "loaded", Detail: "config " + g.cfg.File, Policy: pol.Digest()}); err != nil {
@@ -244,7 +262,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	apCtx, stopApprovals := context.WithCancel(context.WithoutCancel(ctx))
+	var apWG sync.WaitGroup
+	apWG.Add(2)
+	go func() { defer apWG.Done(); g.approvals.Run(apCtx) }()
+	go func() {
+		defer apWG.Done()
+		if err := adminapi.ServeListener(apCtx, g.adminLn, g.admin); err != nil && !errors.Is(err, context.Canceled) {
+			g.log.Error("admin API stopped", "err", err)
+		}
+	}()
 	wg.Wait()
+	stopApprovals()
+	apWG.Wait()
 	close(errs)
 	var err error
 	for e := range errs {
@@ -275,6 +305,16 @@ func (g *Gateway) close() {
 	for _, t := range g.targets {
 		t.Close()
 	}
+	if g.adminLn != nil {
+		g.adminLn.Close()
+	}
+	if g.approvals != nil {
+		// Before the audit log: its last records go there.
+		if err := g.approvals.Close(); err != nil {
+			g.log.Error("closing approvals", "err", err)
+		}
+	}
+	g.juris.close()
 	if g.audit != nil {
 		if err := g.audit.Close(); err != nil {
 			g.log.Error("closing audit log", "err", err)

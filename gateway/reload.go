@@ -74,7 +74,10 @@ func (g *Gateway) reload(next *config.Config) error {
 			return fmt.Errorf("%w: the %s section changed; restart brana to apply it", ErrNeedsRestart, part.name)
 		}
 	}
-	pol, err := policy.Compile(next.Spec, next.TargetNames())
+	if !reflect.DeepEqual(cur.Spec.Jurisdiction, next.Spec.Jurisdiction) {
+		return fmt.Errorf("%w: the jurisdiction section changed; restart brana to apply it", ErrNeedsRestart)
+	}
+	pol, err := policy.Compile(next.Spec, next.TargetNames(), policy.WithListings(g.juris.listings))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/brana-ot/brana/protocols/modbus"
+	"github.com/brana-ot/brana/protocols/opclass"
 )
 
 // Signals are what the gateway knows about one session at run time. The
@@ -354,12 +355,16 @@ func conflictPhrase(f *Finding) string {
 // admission denies is refused with Reason NotAdmitted, and one that needs
 // approval is refused with Reason NeedsApproval unless approved (an active
 // grant, which the approvals component checks) is true; otherwise the rules
-// decide. Like DecideModbus it is pure and does not allocate.
+// decide. A program-class request needs an approved grant whatever the
+// admission. Like DecideModbus it is pure and does not allocate.
 func (p *Policy) DecideAdmitted(a *Admission, approved bool, party *Party, target string, req *modbus.Request) (*Rule, error) {
 	switch {
 	case a == nil || a.Verdict == Deny:
 		return nil, &p.notAdmitted
 	case a.Verdict == Approval && !approved:
+		return nil, &p.needsApproval
+	case req.Class == opclass.Program && !approved:
+		// Loading logic or firmware always needs a grant that names program.
 		return nil, &p.needsApproval
 	}
 	return p.DecideModbus(party, target, req)

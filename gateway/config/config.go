@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/brana-ot/brana/gateway/adminapi"
+	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/auditexport"
 	"github.com/brana-ot/brana/policy"
 )
@@ -26,11 +29,13 @@ const Version = 1
 
 // Config is the whole configuration file.
 type Config struct {
-	Version   int        `yaml:"version"`
-	Gateway   Gateway    `yaml:"gateway"`
-	Audit     Audit      `yaml:"audit"`
-	Listeners []Listener `yaml:"listeners"`
-	Targets   []Target   `yaml:"targets"`
+	Version   int              `yaml:"version"`
+	Gateway   Gateway          `yaml:"gateway"`
+	Audit     Audit            `yaml:"audit"`
+	Listeners []Listener       `yaml:"listeners"`
+	Targets   []Target         `yaml:"targets"`
+	Approvals approvals.Config `yaml:"approvals"` // access requests and grants
+	Admin     adminapi.Config  `yaml:"admin"`     // the local admin API (Unix socket) and its accounts
 
 	policy.Spec `yaml:",inline"`
 
@@ -373,6 +378,27 @@ func (c *Config) validate() []*Error {
 	if c.Audit.MinFree == 0 {
 		c.Audit.MinFree = 64 << 20
 	}
+	// Files named in the config are relative to the config file.
+	c.Admin.Accounts = c.Rel(c.Admin.Accounts)
+	for i := range c.Audit.Export {
+		if t := c.Audit.Export[i].TLS; t != nil {
+			t.CA, t.Cert, t.Key = c.Rel(t.CA), c.Rel(t.Cert), c.Rel(t.Key)
+		}
+	}
+	for i := range c.Approvals.Webhooks {
+		c.Approvals.Webhooks[i].SecretFile = c.Rel(c.Approvals.Webhooks[i].SecretFile)
+	}
+	j := &c.Spec.Jurisdiction
+	j.GeoIP.CountryDB, j.GeoIP.ASNDB = c.Rel(j.GeoIP.CountryDB), c.Rel(j.GeoIP.ASNDB)
+	j.Bundle.Dir, j.Bundle.PublicKey = c.Rel(j.Bundle.Dir), c.Rel(j.Bundle.PublicKey)
+	for _, m := range c.Approvals.Check() {
+		field, msg, _ := strings.Cut(m, ": ")
+		bad("approvals."+field, "%s", msg)
+	}
+	for _, m := range c.Admin.Check() {
+		field, msg, _ := strings.Cut(m, ": ")
+		bad("admin."+field, "%s", msg)
+	}
 	for _, m := range auditexport.CheckAll(c.Audit.Export) {
 		// Messages read "[i].key: what is wrong".
 		field, msg, _ := strings.Cut(m, ": ")
@@ -578,6 +604,15 @@ func unjoin(err error) []error {
 var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]{0,62}$`)
 
 func validName(s string) bool { return nameRE.MatchString(s) }
+
+// Rel resolves a path named in the config against the config file's folder;
+// absolute and empty paths are returned as they are.
+func (c *Config) Rel(path string) string {
+	if path == "" || filepath.IsAbs(path) || c.File == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.File), path)
+}
 
 // TargetNames lists the configured target names in file order.
 func (c *Config) TargetNames() []string {

@@ -15,6 +15,7 @@ import (
 	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
 	"github.com/brana-ot/brana/protocols/modbus"
+	"github.com/brana-ot/brana/protocols/opclass"
 )
 
 // conn is one upstream client connection. Requests are handled in order, one
@@ -24,10 +25,18 @@ type conn struct {
 	nc    Stream
 	dl    deadliner // nil when the stream has no deadlines (an SSH channel)
 	party *policy.Party
+	adm   policy.Admission
 	via   string
-	id    string
-	src   string
-	sess  *sessions.Session
+
+	// The last access request this session asked for, so that a client
+	// polling while it waits does not ask again for every command.
+	asked       string
+	askedTarget string
+	askedClass  opclass.Class
+	askedAt     time.Time
+	id          string
+	src         string
+	sess        *sessions.Session
 
 	killed atomic.Pointer[string] // why the session was stopped from outside
 
@@ -136,7 +145,8 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 	}
 	c.describe()
 
-	rule, derr := c.s.d.Policy.Load().DecideModbus(c.party, rt.name, &c.req)
+	approved := c.grant(rt.name)
+	rule, derr := c.s.d.Policy.Load().DecideAdmitted(&c.adm, approved, c.party, rt.name, &c.req)
 	if rule != nil {
 		r.Rule = rule.Name
 	}
@@ -144,14 +154,18 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 		var d *policy.Denial
 		reset := false
 		r.Decision, r.Reason = "deny", "policy"
+		r.Detail = derr.Error()
 		if errors.As(derr, &d) {
 			r.Reason = d.Reason.String()
 			if d.Rule != nil {
 				r.Rule = d.Rule.Name
 				reset = d.Rule.Reset
 			}
+			if d.Reason == policy.NeedsApproval {
+				r.Decision = "held"
+				r.Detail = c.askForGrant(rt.name)
+			}
 		}
-		r.Detail = derr.Error()
 		return c.refuseRequest(txid, unit, fc, exceptionFor(derr), t0, reset)
 	}
 
@@ -182,6 +196,49 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 	return c.reply(modbus.AppendADU(c.wbuf[:0], txid, unit, c.resp[:n]))
 }
 
+// grant looks for an active grant when the session needs one for this
+// command (its admission asked for approval, or the command is program-class)
+// and records it. The lookup is in memory and does not allocate.
+func (c *conn) grant(target string) bool {
+	ap := c.s.d.Approvals
+	if ap == nil || (c.adm.Verdict != policy.Approval && c.req.Class != opclass.Program) {
+		return false
+	}
+	gr, ok := ap.Active(c.party.ID, target, c.req.Class)
+	if !ok {
+		return false
+	}
+	c.rec.Grant = gr.ID
+	if c.sess.Grant() != gr.ID {
+		c.sess.SetGrant(gr.ID)
+		ap.Attach(gr.ID, c.id)
+	}
+	return true
+}
+
+// askForGrant creates or joins a pending access request for what this
+// session just tried, since a Modbus client has no way to ask, and says so.
+func (c *conn) askForGrant(target string) string {
+	ap := c.s.d.Approvals
+	if ap == nil {
+		return "needs an approved grant; no approvals are configured"
+	}
+	now := time.Now()
+	if c.asked != "" && c.askedTarget == target && c.askedClass == c.req.Class && now.Sub(c.askedAt) < 10*time.Second {
+		return "held: awaiting approval of access request " + c.asked
+	}
+	req, created, err := ap.RequestFor(c.s.d.PartyInfo(c.party), target, c.req.Class,
+		"asked for by Modbus session "+c.id+" from "+c.src+" ("+modbus.FuncName(c.req.Func)+")")
+	if err != nil {
+		return "needs an approved grant; the access request could not be made: " + err.Error()
+	}
+	c.asked, c.askedTarget, c.askedClass, c.askedAt = req.ID, target, c.req.Class, now
+	if created {
+		c.s.d.Log.Info("access request created for a held session", "request", req.ID, "session", c.id, "party", c.party.ID)
+	}
+	return "held: awaiting approval of access request " + req.ID
+}
+
 // exceptionFor translates a policy denial at this protocol's edge.
 func exceptionFor(err error) byte {
 	var d *policy.Denial
@@ -195,6 +252,9 @@ func exceptionFor(err error) byte {
 		return modbus.ExIllegalDataValue
 	case policy.UnitDenied:
 		return modbus.ExGatewayPath
+	case policy.NeedsApproval:
+		// "Busy, try later": the client may retry once an engineer approves.
+		return modbus.ExServerBusy
 	default:
 		return modbus.ExIllegalFunction
 	}
@@ -275,9 +335,9 @@ func (c *conn) describe() {
 
 func (c *conn) resultRecord(cmd uint64, t0 time.Time, out modbustarget.Outcome, n int, terr error) {
 	r := &c.rec
-	target, unit, fc := r.Target, r.Unit, r.Func
+	target, unit, fc, grant := r.Target, r.Unit, r.Func, r.Grant
 	c.base(audit.Result)
-	r.Cmd, r.Target, r.Unit, r.Func = cmd, target, unit, fc
+	r.Cmd, r.Target, r.Unit, r.Func, r.Grant = cmd, target, unit, fc, grant
 	r.LatencyUS = time.Since(t0).Microseconds()
 	r.Retries = out.Retries
 	switch {
@@ -343,7 +403,11 @@ func hexPrefix(b []byte, n int) string {
 func (c *conn) openRecord() {
 	c.base(audit.SessionOpen)
 	c.rec.Decision = "allow"
-	c.rec.Detail = "identified by " + c.via
+	if c.adm.Verdict == policy.Approval {
+		c.rec.Decision = "held"
+	}
+	c.rec.Reason = "step " + strconv.Itoa(c.adm.Step)
+	c.rec.Detail = "identified by " + c.via + "; admission: " + c.adm.String()
 	if _, err := c.s.d.Audit.Append(context.Background(), &c.rec); err != nil {
 		c.s.d.Log.Error("audit log refused a session record", "session", c.id, "err", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/modbustarget"
@@ -33,6 +34,13 @@ type Deps struct {
 	Log      *slog.Logger
 	BootID   string // makes session ids unique across restarts
 	Sessions *sessions.Registry
+
+	// Admit decides on a session (jurisdiction, DESIGN.md decision order).
+	Admit func(p *policy.Party, source string) policy.Admission
+	// Approvals holds access requests and grants; sessions that need
+	// approval, and program-class commands, run only under a grant.
+	Approvals *approvals.Service
+	PartyInfo func(*policy.Party) approvals.PartyInfo
 }
 
 type route struct {
@@ -197,10 +205,16 @@ func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 		s.refuse(rw, id.Source, id.Party, "audit-disk-low", "free space under the audit log is below audit.min_free")
 		return
 	}
+	adm := s.d.Admit(id.Party, id.Source)
+	if adm.Verdict == policy.Deny {
+		s.refuse(rw, id.Source, id.Party, "jurisdiction", adm.String())
+		return
+	}
 	c := &conn{
 		s:     s,
 		nc:    rw,
 		party: id.Party,
+		adm:   adm,
 		via:   id.Via,
 		id:    s.d.BootID + "-" + s.cfg.Name + "-" + strconv.FormatUint(s.seq.Add(1), 10),
 		src:   id.Source,

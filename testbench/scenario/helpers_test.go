@@ -54,7 +54,15 @@ parties:
     name: "Protection engineer"
     organisation: "Servis Morava s.r.o."
     kind: integrator
+    legal_name: "Servis Morava s.r.o."
     networks: [127.0.0.2/32]
+    evidence:
+      established_in: CZ
+      management_in: [CZ]
+      operates_from: [CZ]
+      data_to: [CZ]
+      reviewed_on: 2026-10-01
+      review_by: 2099-12-31
 `
 
 // rulesYAML are the standard rules for a target named plc: monitoring reads

@@ -177,6 +177,7 @@ parties:
   - id: engineering
     name: "Protection engineer"
     organisation: "Servis Morava s.r.o."
+    kind: operator
     networks: [127.0.0.2/32]
 rules:
   - name: engineering-read
