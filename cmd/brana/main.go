@@ -10,16 +10,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/demo"
 	"github.com/brana-ot/brana/policy"
+	"github.com/brana-ot/brana/policy/geoip"
 	"github.com/brana-ot/brana/protocols/modbus"
 	"github.com/brana-ot/brana/testbench/lab"
 	"github.com/brana-ot/brana/testbench/modbussim"
@@ -184,6 +187,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	party := fs.String("party", "", "party id")
 	target := fs.String("target", "", "target name")
 	op := fs.String("op", "", "operation: CLASS or fc:N[/SUB], optionally :TABLE:START[-END][=V1,V2...] and @UNIT; e.g. write:holding:100=42@1")
+	source := fs.String("source", "", "address the session comes from (default: the party's first network); looked up in the configured IP databases")
 	if fs.Parse(args) != nil {
 		return exitUsage
 	}
@@ -191,7 +195,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "brana policy explain: --party, --target and --op are required")
 		return exitUsage
 	}
-	_, pol, err := loadPolicy(*file)
+	cfg, pol, err := loadPolicy(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
@@ -211,8 +215,39 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "brana policy explain: --op %q is not a valid request: %v\n", *op, err)
 		return exitUsage
 	}
-	fmt.Fprint(stdout, pol.ExplainModbus(p, *target, &req).String())
+	sig, err := explainSignals(cfg, p, *source)
+	if err != nil {
+		fmt.Fprintf(stderr, "brana policy explain: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprint(stdout, pol.Explain(p, *target, &req, sig).String())
 	return exitOK
+}
+
+// explainSignals builds the run-time signals a session from source would
+// bring: the address, what the configured IP databases say of it, the clock.
+func explainSignals(cfg *config.Config, p *policy.Party, source string) (policy.Signals, error) {
+	sig := policy.Signals{Now: time.Now(), ClockTrusted: true}
+	switch {
+	case source != "":
+		a, err := netip.ParseAddr(source)
+		if err != nil {
+			return sig, fmt.Errorf("--source %q is not an IP address", source)
+		}
+		sig.Source = a.Unmap()
+	case len(p.Networks) > 0:
+		sig.Source = p.Networks[0].Addr()
+	}
+	j := cfg.Spec.Jurisdiction.GeoIP
+	if j.CountryDB != "" || j.ASNDB != "" {
+		db, err := geoip.Open(j.CountryDB, j.ASNDB)
+		if err != nil {
+			return sig, err
+		}
+		defer db.Close()
+		db.Signals(sig.Source, &sig)
+	}
+	return sig, nil
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
