@@ -24,13 +24,16 @@ func demoConfig(t *testing.T) string {
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(file), "accounts.yaml"), []byte("accounts: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return file
 }
 
 func TestCheck(t *testing.T) {
 	file := demoConfig(t)
 	code, out, errOut := brana(t, "check", "-c", file)
-	if code != exitOK || !strings.Contains(out, "ok: 1 listeners, 2 targets, 2 parties, 3 rules") {
+	if code != exitOK || !strings.Contains(out, "ok: 1 listeners, 2 targets, 5 parties, 4 rules") {
 		t.Fatalf("check = %d, %q, %q", code, out, errOut)
 	}
 

@@ -4,6 +4,8 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/brana-ot/brana/gateway"
+	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/testbench/lab"
 )
@@ -76,6 +79,39 @@ parties:
     organisation: "Distribuce Lhota a.s."
     kind: operator
     networks: [127.0.0.2/32]
+  - id: vendor-prc
+    name: "Li Wei, service engineer"
+    organisation: "Shenzhen Example Automation Co., Ltd."
+    legal_name: "Shenzhen Example Automation Co., Ltd."
+    kind: vendor
+    networks: [127.0.0.3/32]
+    evidence:
+      established_in: CN
+      controlled_by: [example-holdings]
+      management_in: [CN]
+      operates_from: [CN]
+      data_to: [CN]
+      reviewed_on: 2026-11-01
+      review_by: 2027-05-01
+  - id: example-holdings
+    name: "Example Holdings"
+    legal_name: "Example Holdings Ltd."
+    kind: owner
+    evidence:
+      established_in: HK
+  - id: vendor-de
+    name: "Anna Schmidt, service engineer"
+    organisation: "Beispiel Schutztechnik GmbH"
+    legal_name: "Beispiel Schutztechnik GmbH"
+    kind: vendor
+    networks: [127.0.0.4/32]
+    evidence:
+      established_in: DE
+      management_in: [DE]
+      operates_from: [DE, CZ]
+      data_to: [DE]
+      reviewed_on: 2026-11-01
+      review_by: 2027-05-01
 
 rules:
   - name: monitoring-read
@@ -96,6 +132,20 @@ rules:
     ranges:
       holding: ["100-119"]
     values: {min: 0, max: 5000}
+  - name: vendor-maintenance
+    description: "Vendors may read and tune the feeder's setpoints; PRC-managed ones only under a grant."
+    parties: [vendor-prc, vendor-de]
+    targets: [feeder-plc]
+    classes: [read, write]
+    ranges:
+      holding: ["0-119"]
+      input: ["0-31"]
+      coils: ["0-15"]
+      discrete: ["0-15"]
+    values: {min: 0, max: 5000}
+
+admin:
+  accounts: accounts.yaml         # two demo approvers; their passwords are printed once at start
 `
 
 // Run writes the demo config, starts the simulated PLCs and the gateway, prints
@@ -119,6 +169,10 @@ func Run(ctx context.Context, o Options) error {
 	defer plant.Wait()
 	defer cancel()
 
+	passwords, err := writeAccounts(filepath.Join(o.Dir, "accounts.yaml"))
+	if err != nil {
+		return err
+	}
 	file := filepath.Join(o.Dir, "brana.yaml")
 	text := fmt.Sprintf(Config, plant.Sims[0].Addr, plant.Sims[1].Addr, o.GatewayAdr)
 	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {
@@ -134,7 +188,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	printHelp(o.Out, g, plant, file)
+	printHelp(o.Out, g, plant, file, passwords)
 	if o.Ready != nil {
 		o.Ready(g, plant)
 	}
@@ -146,7 +200,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-func printHelp(w io.Writer, g *gateway.Gateway, plant *lab.Lab, file string) {
+func printHelp(w io.Writer, g *gateway.Gateway, plant *lab.Lab, file string, pw map[string]string) {
 	addr := g.Addr("scada").String()
 	host, port, _ := strings.Cut(addr, ":")
 	if i := strings.LastIndex(addr, ":"); i >= 0 {
@@ -176,7 +230,42 @@ Try, from another terminal (apt-get install mbpoll):
     go run ./cmd/brana policy explain -c %[5]s --party monitoring --target feeder-plc --op write:holding:100=500@1
     go run ./cmd/brana policy explain -c %[5]s --party engineering --target feeder-plc --op write:holding:100=500@1
 
-`, addr, host, port, describe(plant), file, g.AuditPath())
+Jurisdiction (NÚKIB 2025): 127.0.0.3 is "vendor-prc", a vendor established in CN and owned from HK;
+127.0.0.4 is "vendor-de", established in Germany. Both may tune the feeder by the rules, but the
+PRC-managed one only under a grant that two engineers approved:
+  read as vendor-de (admitted by the rules at once):
+    /usr/bin/python3 -c 'from pymodbus.client import ModbusTcpClient as C; c=C("%[2]s",port=%[3]s,source_address=("127.0.0.4",0)); c.connect(); print(c.read_holding_registers(0,4,slave=1))'
+  the same as vendor-prc: held, answered "busy" (06), and an access request is made for it:
+    /usr/bin/python3 -c 'from pymodbus.client import ModbusTcpClient as C; c=C("%[2]s",port=%[3]s,source_address=("127.0.0.3",0)); c.connect(); print(c.read_holding_registers(0,4,slave=1))'
+  see the request and its evidence, then approve it as two different engineers:
+    export BRANA_SOCKET=%[7]s
+    BRANA_USER=alice BRANA_PASSWORD=%[8]s go run ./cmd/brana requests list
+    BRANA_USER=alice BRANA_PASSWORD=%[8]s go run ./cmd/brana requests approve ID --for 30m
+    BRANA_USER=bob BRANA_PASSWORD=%[9]s go run ./cmd/brana requests approve ID
+  then the vendor-prc read above passes; revoke ends the session at once:
+    BRANA_USER=bob BRANA_PASSWORD=%[9]s go run ./cmd/brana requests revoke ID --note "done"
+(approver passwords are for this demo run only)
+
+`, addr, host, port, describe(plant), file, g.AuditPath(), g.AdminSocket(), pw["alice"], pw["bob"])
+}
+
+// writeAccounts makes two demo approvers with fresh random passwords.
+func writeAccounts(path string) (map[string]string, error) {
+	pw := map[string]string{}
+	var b strings.Builder
+	b.WriteString("# demo approvers, written by 'brana demo'\naccounts:\n")
+	for _, u := range []struct{ user, name string }{{"alice", "Alice Nováková, engineer on duty"}, {"bob", "Bob Dvořák, protection engineer"}} {
+		var raw [9]byte
+		rand.Read(raw[:])
+		p := base64.RawURLEncoding.EncodeToString(raw[:])
+		h, err := adminapi.HashPassword(p)
+		if err != nil {
+			return nil, err
+		}
+		pw[u.user] = p
+		fmt.Fprintf(&b, "  - {user: %s, name: %q, roles: [approver], hash: %q}\n", u.user, u.name, h)
+	}
+	return pw, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 func describe(plant *lab.Lab) string {
