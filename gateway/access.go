@@ -115,7 +115,9 @@ func (g *Gateway) Health() any {
 		"ok":       h.Err == "" && !h.SpaceLow,
 	}
 	if b := g.juris.bundle; b != nil {
-		out["bundle"] = map[string]any{"serial": b.Serial, "expires": b.Expires, "expired": g.juris.bundleExpired.Load()}
+		out["bundle"] = map[string]any{"serial": b.Serial, "expires": b.Expires, "expired": g.juris.expired(time.Now())}
+	} else if g.juris.expired(time.Now()) {
+		out["bundle"] = map[string]any{"expired": true, "detail": "configured, none verified"}
 	}
 	out["clock_trusted"] = g.juris.clockTrusted.Load()
 	return out

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/approvals"
@@ -181,6 +182,13 @@ func AuditDir(cfg *config.Config) string {
 	return filepath.Join(DataDir(cfg), "audit")
 }
 
+// cfgSnapshot is the config in force; Reload replaces it.
+func (g *Gateway) cfgSnapshot() *config.Config {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	return g.cfg
+}
+
 // SigningKeyPath is the audit checkpoint key.
 func SigningKeyPath(cfg *config.Config) string {
 	if k := cfg.Audit.SigningKey; k != "" {
@@ -227,14 +235,19 @@ func (g *Gateway) Policy() *policy.Policy { return g.policy.Load() }
 // Run serves until ctx is done, then stops every listener and session and
 // closes the audit log.
 func (g *Gateway) Run(ctx context.Context) error {
-	start := "brana " + Version + " (" + Commit + ") gateway " + g.cfg.Gateway.Name + "; admin socket " + g.adminLn.Addr().String()
+	cfg := g.cfgSnapshot()
+	name, file := cfg.Gateway.Name, cfg.File
+	start := "brana " + Version + " (" + Commit + ") gateway " + name + "; admin socket " + g.adminLn.Addr().String()
 	if len(g.juris.notes) > 0 {
 		start += "; " + strings.Join(g.juris.notes, "; ")
+	}
+	if !g.juris.clockTrusted.Load() {
+		start += "; the system clock is earlier than the last time brana saw: time-dependent decisions are treated as unknown"
 	}
 	g.lifecycle(audit.GatewayStart, start)
 	pol := g.policy.Load()
 	if _, err := g.audit.Append(ctx, &audit.Record{Type: audit.ConfigLoad, Unit: -1, Func: -1, Sub: -1,
-		Status: "loaded", Detail: "config " + g.cfg.File, Policy: pol.Digest()}); err != nil {
+		Status: "loaded", Detail: "config " + file, Policy: pol.Digest()}); err != nil {
 		g.close()
 		return fmt.Errorf("gateway: audit log: %w", err)
 	}
@@ -264,7 +277,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	apCtx, stopApprovals := context.WithCancel(context.WithoutCancel(ctx))
 	var apWG sync.WaitGroup
-	apWG.Add(2)
+	apWG.Add(3)
+	go func() {
+		defer apWG.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-apCtx.Done():
+				g.juris.touchClock(DataDir(g.cfgSnapshot()))
+				return
+			case <-t.C:
+				g.juris.touchClock(DataDir(g.cfgSnapshot()))
+			}
+		}
+	}()
 	go func() { defer apWG.Done(); g.approvals.Run(apCtx) }()
 	go func() {
 		defer apWG.Done()

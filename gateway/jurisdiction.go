@@ -39,7 +39,14 @@ func loadJurisdiction(cfg *config.Config, log *slog.Logger) *jurisdiction {
 	spec := cfg.Spec.Jurisdiction
 	country, asn := spec.GeoIP.CountryDB, spec.GeoIP.ASNDB
 	if spec.Bundle.Dir != "" {
-		if b := j.verifyBundle(cfg, log); b != nil {
+		b := j.verifyBundle(cfg, log)
+		if b == nil {
+			// A bundle is configured but none can be trusted: its listings
+			// and databases are unknown, so remote sessions need approval.
+			j.bundleExpired.Store(true)
+			j.note(log, "no verified data bundle: every remote session needs approval")
+		}
+		if b != nil {
 			j.bundle = b
 			j.listings = append(j.listings, b.Listings...)
 			if b.CountryDB != "" {
@@ -123,11 +130,50 @@ func (j *jurisdiction) signals(src string) policy.Signals {
 	} else if a, err := netip.ParseAddr(src); err == nil {
 		sig.Source = a.Unmap()
 	}
-	if j.bundle != nil {
-		sig.BundleExpired = j.bundleExpired.Load() || sig.Now.After(j.bundle.Expires)
-	}
+	sig.BundleExpired = j.expired(sig.Now)
 	j.geo.Signals(sig.Source, &sig)
 	return sig
+}
+
+// expired reports that the data bundle is configured but not current: it
+// expired (at start or since), or none could be verified.
+func (j *jurisdiction) expired(now time.Time) bool {
+	return j.bundleExpired.Load() || (j.bundle != nil && now.After(j.bundle.Expires))
+}
+
+// touchClock records that brana saw the clock at now, so that a clock set
+// back later (before or after a restart) is noticed.
+func (j *jurisdiction) touchClock(dataDir string) {
+	if j.clockTrusted.Load() {
+		os.WriteFile(filepath.Join(dataDir, "last-seen"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640)
+	}
+}
+
+// Listings returns the listings a config's policy is compiled with: the
+// built-in ones plus a configured data bundle's, verified without changing
+// any state (for `brana check` and `brana policy explain`).
+func Listings(cfg *config.Config) ([]policy.ListingEntry, []string) {
+	l := bundle.DefaultListings()
+	spec := cfg.Spec.Jurisdiction.Bundle
+	if spec.Dir == "" {
+		return l, nil
+	}
+	v, err := bundle.LoadVerifier(spec.PublicKey)
+	if err != nil {
+		return l, []string{"data bundle not used: " + err.Error()}
+	}
+	st, _ := bundle.LoadState(filepath.Join(DataDir(cfg), "bundle.state"))
+	for _, dir := range []string{spec.Dir, filepath.Join(DataDir(cfg), "bundle")} {
+		b, err := bundle.VerifyState(dir, v, st, time.Now())
+		if b != nil && (err == nil || errors.Is(err, bundle.ErrExpired)) {
+			notes := []string{"data bundle " + dir + " serial " + strconv.FormatUint(b.Serial, 10)}
+			if err != nil {
+				notes = append(notes, err.Error())
+			}
+			return append(l, b.Listings...), notes
+		}
+	}
+	return l, []string{"no verified data bundle: remote sessions would need approval"}
 }
 
 func (j *jurisdiction) close() {

@@ -69,6 +69,8 @@ func (g *Gateway) reload(next *config.Config) error {
 		{"audit", cur.Audit, next.Audit},
 		{"listeners", cur.Listeners, next.Listeners},
 		{"targets", cur.Targets, next.Targets},
+		{"approvals", cur.Approvals, next.Approvals},
+		{"admin", cur.Admin, next.Admin},
 	} {
 		if !reflect.DeepEqual(part.old, part.new) {
 			return fmt.Errorf("%w: the %s section changed; restart brana to apply it", ErrNeedsRestart, part.name)
@@ -97,4 +99,7 @@ func (g *Gateway) recheckSessions() {
 	if len(ended) > 0 {
 		g.log.Warn("sessions ended by a policy reload", "sessions", ended)
 	}
+	// Everyone else is admitted again under the new policy (listings,
+	// evidence, strict mode): refused sessions end, held ones stay held.
+	g.sessions.RecheckAll()
 }

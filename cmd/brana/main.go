@@ -158,7 +158,8 @@ func loadPolicy(file string) (*config.Config, *policy.Policy, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames())
+	listings, _ := gateway.Listings(cfg)
+	pol, err := policy.Compile(cfg.Spec, cfg.TargetNames(), policy.WithListings(listings))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/modbustarget"
 	"github.com/brana-ot/brana/gateway/sessions"
@@ -25,7 +26,7 @@ type conn struct {
 	nc    Stream
 	dl    deadliner // nil when the stream has no deadlines (an SSH channel)
 	party *policy.Party
-	adm   policy.Admission
+	adm   atomic.Pointer[policy.Admission] // replaced when a reload re-admits the session
 	via   string
 
 	// The last access request this session asked for, so that a client
@@ -107,6 +108,23 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
+// readmit decides on the session again under the policy now in force (after
+// a reload): a party that is gone or now refused loses the session at once;
+// otherwise the new admission applies from the next command.
+func (c *conn) readmit() {
+	p := c.s.d.Policy.Load().Party(c.party.ID)
+	if p == nil {
+		c.sess.Stop("policy reload: party " + c.party.ID + " is no longer enrolled")
+		return
+	}
+	adm := c.s.d.Admit(p, c.src)
+	if adm.Verdict == policy.Deny {
+		c.sess.Stop("policy reload: session no longer admitted: " + adm.String())
+		return
+	}
+	c.adm.Store(&adm)
+}
+
 // kill ends the session from another goroutine (an engineer, a revoked
 // grant, a policy reload); the serving goroutine records why.
 func (c *conn) kill(reason string) {
@@ -146,7 +164,7 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 	c.describe()
 
 	approved := c.grant(rt.name)
-	rule, derr := c.s.d.Policy.Load().DecideAdmitted(&c.adm, approved, c.party, rt.name, &c.req)
+	rule, derr := c.s.d.Policy.Load().DecideAdmitted(c.adm.Load(), approved, c.party, rt.name, &c.req)
 	if rule != nil {
 		r.Rule = rule.Name
 	}
@@ -201,7 +219,7 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 // and records it. The lookup is in memory and does not allocate.
 func (c *conn) grant(target string) bool {
 	ap := c.s.d.Approvals
-	if ap == nil || (c.adm.Verdict != policy.Approval && c.req.Class != opclass.Program) {
+	if ap == nil || (c.adm.Load().Verdict != policy.Approval && c.req.Class != opclass.Program) {
 		return false
 	}
 	gr, ok := ap.Active(c.party.ID, target, c.req.Class)
@@ -225,7 +243,9 @@ func (c *conn) askForGrant(target string) string {
 	}
 	now := time.Now()
 	if c.asked != "" && c.askedTarget == target && c.askedClass == c.req.Class && now.Sub(c.askedAt) < 10*time.Second {
-		return "held: awaiting approval of access request " + c.asked
+		if r, err := ap.Get(c.asked); err == nil && r.State == approvals.StatePending {
+			return "held: awaiting approval of access request " + c.asked
+		}
 	}
 	req, created, err := ap.RequestFor(c.s.d.PartyInfo(c.party), target, c.req.Class,
 		"asked for by Modbus session "+c.id+" from "+c.src+" ("+modbus.FuncName(c.req.Func)+")")
@@ -403,11 +423,12 @@ func hexPrefix(b []byte, n int) string {
 func (c *conn) openRecord() {
 	c.base(audit.SessionOpen)
 	c.rec.Decision = "allow"
-	if c.adm.Verdict == policy.Approval {
+	adm := c.adm.Load()
+	if adm.Verdict == policy.Approval {
 		c.rec.Decision = "held"
 	}
-	c.rec.Reason = "step " + strconv.Itoa(c.adm.Step)
-	c.rec.Detail = "identified by " + c.via + "; admission: " + c.adm.String()
+	c.rec.Reason = "step " + strconv.Itoa(adm.Step)
+	c.rec.Detail = "identified by " + c.via + "; admission: " + adm.String()
 	if _, err := c.s.d.Audit.Append(context.Background(), &c.rec); err != nil {
 		c.s.d.Log.Error("audit log refused a session record", "session", c.id, "err", err)
 	}

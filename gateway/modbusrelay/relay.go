@@ -214,15 +214,16 @@ func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 		s:     s,
 		nc:    rw,
 		party: id.Party,
-		adm:   adm,
 		via:   id.Via,
 		id:    s.d.BootID + "-" + s.cfg.Name + "-" + strconv.FormatUint(s.seq.Add(1), 10),
 		src:   id.Source,
 	}
 	c.dl, _ = rw.(deadliner)
+	c.adm.Store(&adm)
 	c.rec.Values = make([]uint16, 0, audit.MaxValues)
 	c.sess = sessions.New(sessions.Info{ID: c.id, Protocol: "modbus", Listener: s.cfg.Name, Party: id.Party.ID,
 		PartyName: id.Party.Name, Org: id.Party.Organisation, Source: c.src, Via: id.Via, Since: time.Now()}, c.kill)
+	c.sess.OnRecheck(c.readmit)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()

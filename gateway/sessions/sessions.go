@@ -34,7 +34,12 @@ type Session struct {
 	refused  atomic.Uint64
 	stopped  atomic.Bool
 	grant    atomic.Pointer[string]
+	recheck  func()
 }
+
+// OnRecheck sets what Registry.RecheckAll runs for this session (the
+// protocol front re-admits it under a new policy). Call before Add.
+func (s *Session) OnRecheck(f func()) { s.recheck = f }
 
 // SetGrant records the grant the session's commands run under.
 func (s *Session) SetGrant(id string) {
@@ -148,6 +153,21 @@ func (r *Registry) Kill(id, reason string) bool {
 	}
 	s.Stop(reason)
 	return true
+}
+
+// RecheckAll runs every session's recheck hook, after a policy change.
+func (r *Registry) RecheckAll() {
+	r.mu.Lock()
+	all := make([]*Session, 0, len(r.m))
+	for _, s := range r.m {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		if s.recheck != nil {
+			s.recheck()
+		}
+	}
 }
 
 // KillWhere stops every session for which match is true and returns their ids.

@@ -351,7 +351,7 @@ func TestPendingRequestExpires(t *testing.T) {
 		rec := jzHeldCommand(t, gw, rc, exp.Seq)
 		next := jzRequestID(t, rec)
 		if next == first {
-			t.Skipf("BUG: gateway/modbusrelay/conn.go askForGrant: for 10s after asking, a session's held commands name its cached request %s without asking the approvals service, even after that request expired; no new request is made and the record points approvers to a dead request (%s)", first, rec.Detail)
+			t.Fatalf("regression: gateway/modbusrelay/conn.go askForGrant: for 10s after asking, a session's held commands name its cached request %s without asking the approvals service, even after that request expired; no new request is made and the record points approvers to a dead request (%s)", first, rec.Detail)
 		}
 		r, err := gw.Approvals().Get(next)
 		if err != nil || r.State != "pending" {
@@ -594,14 +594,13 @@ func TestReloadChangingApprovals(t *testing.T) {
 	case err != nil:
 		t.Fatalf("reload: %v", err)
 	case got != "5m":
-		t.Skipf("BUG: gateway/reload.go reload: a changed approvals (or admin) section is neither applied nor refused with ErrNeedsRestart; the reload is audited as \"reloaded\" while pending_ttl stays %s", got)
+		t.Fatalf("regression: gateway/reload.go reload: a changed approvals (or admin) section is neither applied nor refused with ErrNeedsRestart; the reload is audited as \"reloaded\" while pending_ttl stays %s", got)
 	}
 }
 
 // `brana run` handles SIGHUP from before Gateway.Run starts, so a reload
 // may come while Run writes its start records.
 func TestReloadDuringStart(t *testing.T) {
-	t.Skip("BUG: gateway/gateway.go Run reads g.cfg (Gateway.Name, File) without reloadMu while gateway/reload.go reload assigns g.cfg under it: a SIGHUP during start is a data race (go test -race reports it)")
 	_, plcAddr := startPLC(t, map[byte]string{1: "feeder"})
 	cfg := jzApprovalConfig(plcAddr, "", "")
 	gw := gwtest.Start(t, cfg)

@@ -1,0 +1,88 @@
+package sshlink
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// loadHostKey reads the host key, or generates an ed25519 key and writes it
+// (0600, temp file + fsync + rename) when the file does not exist yet.
+func loadHostKey(file string, log *slog.Logger) (ssh.Signer, error) {
+	b, err := os.ReadFile(file)
+	if err == nil {
+		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("ssh host key is readable by others", "file", file, "mode", fi.Mode().Perm().String())
+		}
+		s, err := ssh.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("sshlink: host key %s: %w", file, err)
+		}
+		return s, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("sshlink: host key: %w", err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("sshlink: generating host key: %w", err)
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "brana ssh host key")
+	if err != nil {
+		return nil, fmt.Errorf("sshlink: encoding host key: %w", err)
+	}
+	if err := writeFileAtomic(file, pem.EncodeToMemory(blk), 0o600); err != nil {
+		return nil, fmt.Errorf("sshlink: writing host key: %w", err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("sshlink: host key: %w", err)
+	}
+	log.Info("generated ssh host key", "file", file, "fingerprint", ssh.FingerprintSHA256(s.PublicKey()))
+	return s, nil
+}
+
+// writeFileAtomic writes data to a temp file beside name, syncs it and renames
+// it into place, so that a crash never leaves a half-written key.
+func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
