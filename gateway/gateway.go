@@ -29,6 +29,7 @@ import (
 	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/gateway/modbustarget"
 	"github.com/brana-ot/brana/gateway/sessions"
+	"github.com/brana-ot/brana/gateway/sshlink"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -56,6 +57,8 @@ type Gateway struct {
 
 	juris     *jurisdiction
 	approvals *approvals.Service
+	ssh       *sshlink.Server
+	sshLn     net.Listener
 	adminLn   net.Listener
 	admin     http.Handler
 }
@@ -147,6 +150,19 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	}
 	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID, Sessions: g.sessions,
 		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo}
+	if cfg.SSH.Enabled() {
+		v, err := newVendorSSH(g, deps)
+		if err != nil {
+			return nil, err
+		}
+		if g.ssh, err = sshlink.New(cfg.SSH, v, log.With("part", "ssh")); err != nil {
+			return nil, err
+		}
+		if g.sshLn, err = net.Listen("tcp", cfg.SSH.Listen); err != nil {
+			return nil, fmt.Errorf("gateway: ssh: %w", err)
+		}
+		log.Info("ssh endpoint", "address", g.sshLn.Addr().String(), "host_key", g.ssh.HostKeyFingerprint())
+	}
 	for _, lc := range cfg.Listeners {
 		s, err := modbusrelay.New(lc, deps)
 		if err != nil {
@@ -215,6 +231,22 @@ func (g *Gateway) Addr(listener string) net.Addr {
 	return nil
 }
 
+// SSHAddr is the SSH endpoint's address, or nil when it is off.
+func (g *Gateway) SSHAddr() net.Addr {
+	if g.sshLn == nil {
+		return nil
+	}
+	return g.sshLn.Addr()
+}
+
+// SSHHostKey is the SSH endpoint's host key fingerprint, or "".
+func (g *Gateway) SSHHostKey() string {
+	if g.ssh == nil {
+		return ""
+	}
+	return g.ssh.HostKeyFingerprint()
+}
+
 // AuditPath is the file the audit log appends to.
 func (g *Gateway) AuditPath() string { return g.audit.Path() }
 
@@ -252,7 +284,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: audit log: %w", err)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(g.servers))
+	errs := make(chan error, len(g.servers)+1)
 	exportCtx, stopExport := context.WithCancel(context.WithoutCancel(ctx))
 	var exportWG sync.WaitGroup
 	for _, f := range g.exporters {
@@ -299,6 +331,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.log.Error("admin API stopped", "err", err)
 		}
 	}()
+	if g.ssh != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.ssh.Serve(ctx, g.sshLn); err != nil {
+				errs <- fmt.Errorf("ssh: %w", err)
+			}
+		}()
+	}
 	wg.Wait()
 	stopApprovals()
 	apWG.Wait()
@@ -334,6 +375,9 @@ func (g *Gateway) close() {
 	}
 	if g.adminLn != nil {
 		g.adminLn.Close()
+	}
+	if g.sshLn != nil {
+		g.sshLn.Close()
 	}
 	if g.approvals != nil {
 		// Before the audit log: its last records go there.

@@ -26,6 +26,8 @@ var partyKinds = []string{"vendor", "integrator", "operator", "scada", "owner"}
 //
 // Checks: empty, reserved ("*") or duplicate party ids; unknown party kinds;
 // bad networks and networks shared by two parties (ambiguous identity);
+// credential bindings: unparsable SSH keys, bad principals or TLS bindings,
+// a credential bound twice, credentials on an owner;
 // empty or duplicate rule names; rules without parties, targets or classes;
 // unknown party ids, target names and classes; function codes outside
 // 1..127; unit ids outside 0..255; unknown tables, empty range lists, bad
@@ -43,9 +45,13 @@ func Compile(spec Spec, targets []string, opts ...Option) (*Policy, error) {
 		opt(&o)
 	}
 	c := compiler{p: &Policy{
-		byID:      make(map[string]*Party, len(spec.Parties)),
-		targetIdx: make(map[string]int, len(targets)),
-	}}
+		byID:          make(map[string]*Party, len(spec.Parties)),
+		targetIdx:     make(map[string]int, len(targets)),
+		sshKeys:       make(map[string]*Party),
+		sshPrincipals: make(map[string]*Party),
+		tlsCerts:      make(map[string]tlsBinding),
+		tlsNames:      make(map[tlsName]*Party),
+	}, bound: make(map[string]string)}
 	p := c.p
 	for _, t := range targets {
 		if _, dup := p.targetIdx[t]; !dup {
@@ -77,8 +83,9 @@ func Compile(spec Spec, targets []string, opts ...Option) (*Policy, error) {
 }
 
 type compiler struct {
-	p    *Policy
-	errs []error
+	p     *Policy
+	errs  []error
+	bound map[string]string // credential key -> path of the binding that holds it
 }
 
 func (c *compiler) errorf(path, format string, args ...any) {
@@ -117,6 +124,7 @@ func (c *compiler) party(i int, ps *PartySpec) {
 		party.Networks = append(party.Networks, n)
 	}
 	c.evidence(path, ps, party)
+	c.bindings(path, ps, party)
 	c.p.parties = append(c.p.parties, party)
 }
 
@@ -421,6 +429,20 @@ func digest(spec *Spec) string {
 			w.strs(ev.Relays)
 			w.str(ev.ReviewedOn)
 			w.str(ev.ReviewBy)
+		}
+	}
+	if hasBindings(spec) {
+		// Appended only when used, like jurisdiction above.
+		w.str("bindings v1")
+		for _, ps := range spec.Parties {
+			w.strs(ps.SSHKeys)
+			w.strs(ps.SSHPrincipals)
+			w.int(len(ps.TLSClients))
+			for _, b := range ps.TLSClients {
+				w.str(b.Fingerprint)
+				w.str(b.CommonName)
+				w.str(b.Role)
+			}
 		}
 	}
 	return hex.EncodeToString(w.h.Sum(nil))

@@ -18,6 +18,12 @@ type Policy struct {
 	byID    map[string]*Party
 	nets    []netEntry // every party network, longest prefix first
 
+	// Credential bindings (binding.go).
+	sshKeys       map[string]*Party     // "SHA256:…" key fingerprint
+	sshPrincipals map[string]*Party     // certificate principal
+	tlsCerts      map[string]tlsBinding // lower-case hex SHA-256 of the DER certificate
+	tlsNames      map[tlsName]*Party    // subject CN and role ("" for any role)
+
 	rules     []*Rule
 	targets   []string
 	targetIdx map[string]int
@@ -47,6 +53,11 @@ type Party struct {
 	Kind         string
 	Networks     []netip.Prefix
 	LegalName    string
+
+	// Credentials bound to the party, in spec order, for display.
+	SSHKeys       []string         // "SHA256:…" fingerprints of the bound public keys
+	SSHPrincipals []string         // OpenSSH certificate principals
+	TLSClients    []TLSBindingSpec // fingerprints as lower-case hex
 
 	// Local is set for a scada or operator party without evidence whose
 	// every network is private, loopback or link-local: it counts as

@@ -45,6 +45,23 @@ type PartySpec struct {
 
 	LegalName string        `yaml:"legal_name"` // registered name, matched against listings, e.g. "Vendor s.r.o."
 	Evidence  *EvidenceSpec `yaml:"evidence"`   // jurisdiction evidence; local scada and operator parties may omit it
+
+	// Credentials bound to the party (see binding.go). Each binds to one
+	// party only; an owner never connects and has none.
+	SSHKeys       []string         `yaml:"ssh_keys"`       // public keys, authorized_keys format: "ssh-ed25519 AAAA... comment"
+	SSHPrincipals []string         `yaml:"ssh_principals"` // OpenSSH user certificate principals
+	TLSClients    []TLSBindingSpec `yaml:"tls_clients"`    // TLS client certificates (Modbus/TCP Security)
+}
+
+// TLSBindingSpec binds TLS client certificates to a party: one certificate
+// by its fingerprint, or every certificate with a subject common name (the
+// TLS listener has checked that one of its client CAs issued it). A binding
+// with a role matches only certificates whose Modbus/TCP Security role
+// equals it, so one CN with two roles may bind to two parties.
+type TLSBindingSpec struct {
+	Fingerprint string `yaml:"fingerprint"` // SHA-256 of the DER certificate, 64 hex digits (colons and case ignored)
+	CommonName  string `yaml:"common_name"` // subject CN, compared exactly
+	Role        string `yaml:"role"`        // optional Modbus role (OID 1.3.6.1.4.1.50316.802.1), compared exactly
 }
 
 // EvidenceSpec is what the operator established about a party's

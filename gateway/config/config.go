@@ -21,6 +21,7 @@ import (
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/auditexport"
+	"github.com/brana-ot/brana/gateway/sshlink"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -34,6 +35,7 @@ type Config struct {
 	Audit     Audit            `yaml:"audit"`
 	Listeners []Listener       `yaml:"listeners"`
 	Targets   []Target         `yaml:"targets"`
+	SSH       sshlink.Config   `yaml:"ssh"`       // the SSH endpoint for vendors (OpenSSH -L to named targets)
 	Approvals approvals.Config `yaml:"approvals"` // access requests and grants
 	Admin     adminapi.Config  `yaml:"admin"`     // the local admin API (Unix socket) and its accounts
 
@@ -391,6 +393,17 @@ func (c *Config) validate() []*Error {
 	j := &c.Spec.Jurisdiction
 	j.GeoIP.CountryDB, j.GeoIP.ASNDB = c.Rel(j.GeoIP.CountryDB), c.Rel(j.GeoIP.ASNDB)
 	j.Bundle.Dir, j.Bundle.PublicKey = c.Rel(j.Bundle.Dir), c.Rel(j.Bundle.PublicKey)
+	if c.SSH.Enabled() && c.SSH.HostKey == "" && c.Gateway.DataDir != "" {
+		c.SSH.HostKey = filepath.Join(c.Rel(c.Gateway.DataDir), "keys", "ssh_host_ed25519_key")
+	}
+	c.SSH.HostKey = c.Rel(c.SSH.HostKey)
+	for i := range c.SSH.TrustedUserCAs {
+		c.SSH.TrustedUserCAs[i] = c.Rel(c.SSH.TrustedUserCAs[i])
+	}
+	for _, m := range c.SSH.Check() {
+		field, msg, _ := strings.Cut(m, ": ")
+		bad("ssh."+field, "%s", msg)
+	}
 	for _, m := range c.Approvals.Check() {
 		field, msg, _ := strings.Cut(m, ": ")
 		bad("approvals."+field, "%s", msg)
