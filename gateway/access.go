@@ -9,6 +9,7 @@ import (
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -84,9 +85,11 @@ func (g *Gateway) warnSessions(ev approvals.Event) {
 	}
 }
 
-// admit decides whether a session from src may start, and on what terms.
-func (g *Gateway) admit(p *policy.Party, src string) policy.Admission {
-	return g.policy.Load().Admit(p, g.juris.signals(src))
+// admit decides whether a session may start, and on what terms.
+func (g *Gateway) admit(p *policy.Party, id modbusrelay.Identity) policy.Admission {
+	sig := g.juris.signals(id.Source)
+	sig.CertCountry = id.CertCountry
+	return g.policy.Load().Admit(p, sig)
 }
 
 // partyInfo is what an approver sees of a party.

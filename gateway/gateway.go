@@ -26,6 +26,7 @@ import (
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/auditexport"
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/mbtls"
 	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/gateway/modbustarget"
 	"github.com/brana-ot/brana/gateway/sessions"
@@ -59,6 +60,8 @@ type Gateway struct {
 	approvals *approvals.Service
 	ssh       *sshlink.Server
 	sshLn     net.Listener
+	tls       []*mbtls.Server
+	tlsLns    []net.Listener
 	adminLn   net.Listener
 	admin     http.Handler
 }
@@ -163,6 +166,22 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		}
 		log.Info("ssh endpoint", "address", g.sshLn.Addr().String(), "host_key", g.ssh.HostKeyFingerprint())
 	}
+	for i, mc := range cfg.ModbusTLS {
+		b, err := newModbusTLS(g, i, mc, deps)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := mbtls.New(mc, b, log.With("part", "modbus-tls"))
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", mc.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: modbus_tls[%d]: %w", i, err)
+		}
+		g.tls = append(g.tls, srv)
+		g.tlsLns = append(g.tlsLns, ln)
+	}
 	for _, lc := range cfg.Listeners {
 		s, err := modbusrelay.New(lc, deps)
 		if err != nil {
@@ -239,6 +258,9 @@ func (g *Gateway) SSHAddr() net.Addr {
 	return g.sshLn.Addr()
 }
 
+// ModbusTLSAddr is the address of the i-th Modbus/TCP Security listener.
+func (g *Gateway) ModbusTLSAddr(i int) net.Addr { return g.tlsLns[i].Addr() }
+
 // SSHHostKey is the SSH endpoint's host key fingerprint, or "".
 func (g *Gateway) SSHHostKey() string {
 	if g.ssh == nil {
@@ -284,7 +306,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: audit log: %w", err)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(g.servers)+1)
+	errs := make(chan error, len(g.servers)+len(g.tls)+1)
 	exportCtx, stopExport := context.WithCancel(context.WithoutCancel(ctx))
 	var exportWG sync.WaitGroup
 	for _, f := range g.exporters {
@@ -331,6 +353,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.log.Error("admin API stopped", "err", err)
 		}
 	}()
+	for i, srv := range g.tls {
+		ln := g.tlsLns[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx, ln); err != nil {
+				errs <- fmt.Errorf("modbus tls: %w", err)
+			}
+		}()
+	}
 	if g.ssh != nil {
 		wg.Add(1)
 		go func() {
@@ -378,6 +410,9 @@ func (g *Gateway) close() {
 	}
 	if g.sshLn != nil {
 		g.sshLn.Close()
+	}
+	for _, ln := range g.tlsLns {
+		ln.Close()
 	}
 	if g.approvals != nil {
 		// Before the audit log: its last records go there.

@@ -73,7 +73,7 @@ func (v *vendorSSH) Admit(ctx context.Context, id sshlink.Identity, target strin
 	if p == nil {
 		return sshlink.Admission{Verdict: sshlink.Deny, Reason: "not enrolled"}
 	}
-	adm := v.g.admit(p, id.Source.String())
+	adm := v.g.admit(p, modbusrelay.Identity{Party: p, Source: id.Source.String(), Via: id.Via()})
 	switch adm.Verdict {
 	case policy.Deny:
 		return sshlink.Admission{Verdict: sshlink.Deny, Reason: "refused by policy (" + adm.Reason + ")"}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/auditexport"
+	"github.com/brana-ot/brana/gateway/mbtls"
 	"github.com/brana-ot/brana/gateway/sshlink"
 	"github.com/brana-ot/brana/policy"
 )
@@ -35,9 +37,10 @@ type Config struct {
 	Audit     Audit            `yaml:"audit"`
 	Listeners []Listener       `yaml:"listeners"`
 	Targets   []Target         `yaml:"targets"`
-	SSH       sshlink.Config   `yaml:"ssh"`       // the SSH endpoint for vendors (OpenSSH -L to named targets)
-	Approvals approvals.Config `yaml:"approvals"` // access requests and grants
-	Admin     adminapi.Config  `yaml:"admin"`     // the local admin API (Unix socket) and its accounts
+	SSH       sshlink.Config   `yaml:"ssh"`        // the SSH endpoint for vendors (OpenSSH -L to named targets)
+	ModbusTLS []mbtls.Config   `yaml:"modbus_tls"` // Modbus/TCP Security listeners (TLS, client certificates)
+	Approvals approvals.Config `yaml:"approvals"`  // access requests and grants
+	Admin     adminapi.Config  `yaml:"admin"`      // the local admin API (Unix socket) and its accounts
 
 	policy.Spec `yaml:",inline"`
 
@@ -399,6 +402,20 @@ func (c *Config) validate() []*Error {
 	c.SSH.HostKey = c.Rel(c.SSH.HostKey)
 	for i := range c.SSH.TrustedUserCAs {
 		c.SSH.TrustedUserCAs[i] = c.Rel(c.SSH.TrustedUserCAs[i])
+	}
+	for i := range c.ModbusTLS {
+		m := &c.ModbusTLS[i]
+		m.Cert, m.Key = c.Rel(m.Cert), c.Rel(m.Key)
+		for j := range m.ClientCAs {
+			m.ClientCAs[j] = c.Rel(m.ClientCAs[j])
+		}
+		if m.Target != "" && !slices.Contains(c.TargetNames(), m.Target) {
+			bad(fmt.Sprintf("modbus_tls[%d].target", i), "%q is not a configured target", m.Target)
+		}
+		for _, msg := range m.Check() {
+			field, text, _ := strings.Cut(msg, ": ")
+			bad(fmt.Sprintf("modbus_tls[%d].%s", i, field), "%s", text)
+		}
 	}
 	for _, m := range c.SSH.Check() {
 		field, msg, _ := strings.Cut(m, ": ")

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -38,7 +37,16 @@ type Backend interface {
 	// of the client certificate ("" if none), for the jurisdiction signals.
 	// ctx ends when the listener stops or the certificate expires; conn is
 	// closed after Serve returns.
-	Serve(ctx context.Context, conn net.Conn, id modbusrelay.Identity, certCountry string)
+	Serve(ctx context.Context, conn net.Conn, id Identity)
+}
+
+// Identity is who is on a served connection: the party, the client address,
+// how it was identified, and the certificate's subject country.
+type Identity struct {
+	Party       *policy.Party
+	Source      string
+	Via         string
+	CertCountry string
 }
 
 // PartyOf is the usual Backend.Identify: the party pol binds cert to, by
@@ -198,7 +206,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	})
 	defer stop()
 	s.log.Debug("client identified", "listen", s.cfg.Listen, "source", src, "party", party.ID, "cert", desc)
-	s.b.Serve(sctx, tc, modbusrelay.Identity{Party: party, Source: src, Via: Via(leaf, role)}, country)
+	s.b.Serve(sctx, tc, Identity{Party: party, Source: src, Via: Via(leaf, role), CertCountry: country})
 }
 
 func (s *Server) refuse(src, what, reason string) {

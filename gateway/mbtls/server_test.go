@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -24,9 +23,9 @@ import (
 type event struct {
 	kind         string // "refused" or "serve"
 	src          string
-	what, reason string               // refused
-	id           modbusrelay.Identity // serve
-	country      string               // serve
+	what, reason string   // refused
+	id           Identity // serve
+	country      string   // serve
 }
 
 // fakeBackend binds certificates with a compiled policy, records every
@@ -51,7 +50,8 @@ func (b *fakeBackend) Refused(src, what, reason string) {
 	b.events <- event{kind: "refused", src: src, what: what, reason: reason}
 }
 
-func (b *fakeBackend) Serve(ctx context.Context, conn net.Conn, id modbusrelay.Identity, country string) {
+func (b *fakeBackend) Serve(ctx context.Context, conn net.Conn, id Identity) {
+	country := id.CertCountry
 	b.events <- event{kind: "serve", src: id.Source, id: id, country: country}
 	r := bufio.NewReader(conn)
 	for {

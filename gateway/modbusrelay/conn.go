@@ -29,6 +29,8 @@ type conn struct {
 	adm   atomic.Pointer[policy.Admission] // replaced when a reload re-admits the session
 	via   string
 
+	certCountry string
+
 	// The last access request this session asked for, so that a client
 	// polling while it waits does not ask again for every command.
 	asked       string
@@ -117,7 +119,7 @@ func (c *conn) readmit() {
 		c.sess.Stop("policy reload: party " + c.party.ID + " is no longer enrolled")
 		return
 	}
-	adm := c.s.d.Admit(p, c.src)
+	adm := c.s.d.Admit(p, Identity{Party: p, Source: c.src, Via: c.via, CertCountry: c.certCountry})
 	if adm.Verdict == policy.Deny {
 		c.sess.Stop("policy reload: session no longer admitted: " + adm.String())
 		return

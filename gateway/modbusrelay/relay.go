@@ -36,7 +36,7 @@ type Deps struct {
 	Sessions *sessions.Registry
 
 	// Admit decides on a session (jurisdiction, DESIGN.md decision order).
-	Admit func(p *policy.Party, source string) policy.Admission
+	Admit func(p *policy.Party, id Identity) policy.Admission
 	// Approvals holds access requests and grants; sessions that need
 	// approval, and program-class commands, run only under a grant.
 	Approvals *approvals.Service
@@ -168,9 +168,10 @@ type deadliner interface {
 
 // Identity says who is on a stream and how that was established.
 type Identity struct {
-	Party  *policy.Party
-	Source string // client address, host:port
-	Via    string // "source network", "ssh key SHA256:…", "ssh certificate …"
+	Party       *policy.Party
+	Source      string // client address, host:port
+	Via         string // "source network", "ssh key SHA256:…", "ssh certificate …", "tls certificate …"
+	CertCountry string // subject country of a client certificate, for the jurisdiction signals
 }
 
 // refuse audits a connection that is not let in, then closes it.
@@ -205,7 +206,7 @@ func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 		s.refuse(rw, id.Source, id.Party, "audit-disk-low", "free space under the audit log is below audit.min_free")
 		return
 	}
-	adm := s.d.Admit(id.Party, id.Source)
+	adm := s.d.Admit(id.Party, id)
 	if adm.Verdict == policy.Deny {
 		s.refuse(rw, id.Source, id.Party, "jurisdiction", adm.String())
 		return
@@ -223,6 +224,7 @@ func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 	c.rec.Values = make([]uint16, 0, audit.MaxValues)
 	c.sess = sessions.New(sessions.Info{ID: c.id, Protocol: "modbus", Listener: s.cfg.Name, Party: id.Party.ID,
 		PartyName: id.Party.Name, Org: id.Party.Organisation, Source: c.src, Via: id.Via, Since: time.Now()}, c.kill)
+	c.certCountry = id.CertCountry
 	c.sess.OnRecheck(c.readmit)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
