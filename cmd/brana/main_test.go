@@ -19,8 +19,18 @@ func brana(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func demoConfig(t *testing.T) string {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "brana.yaml")
-	text := strings.NewReplacer("%[1]s", "127.0.0.1:15020", "%[2]s", "127.0.0.1:15021", "%[3]s", "127.0.0.1:5020").Replace(demo.Config)
+	dir := t.TempDir()
+	prc, err := demo.VendorKey(filepath.Join(dir, "prc"), "prc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	de, err := demo.VendorKey(filepath.Join(dir, "de"), "de")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("%[1]s", "127.0.0.1:15020", "%[2]s", "127.0.0.1:15021", "%[3]s", "127.0.0.1:5020",
+		"%[4]s", "127.0.0.1:2222", "%[5]s", prc, "%[6]s", de).Replace(demo.Config)
+	file := filepath.Join(dir, "brana.yaml")
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

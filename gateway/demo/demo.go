@@ -4,14 +4,19 @@ package demo
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/adminapi"
@@ -22,6 +27,7 @@ import (
 // Ports of the demo (DESIGN.md contract).
 const (
 	GatewayModbus = "127.0.0.1:5020"
+	GatewaySSH    = "127.0.0.1:2222"
 	FirstPLC      = "127.0.0.1:15020"
 )
 
@@ -32,11 +38,13 @@ type Options struct {
 	Log        *slog.Logger
 	GatewayAdr string                           // default GatewayModbus; tests use 127.0.0.1:0
 	PLCAdr     string                           // default FirstPLC
+	SSHAdr     string                           // default GatewaySSH
 	Ready      func(*gateway.Gateway, *lab.Lab) // called once the instructions are printed
 }
 
-// Config is the demo's config file; %s are the two PLC addresses and the
-// gateway's Modbus address.
+// Config is the demo's config file: %[1]s and %[2]s are the PLC addresses,
+// %[3]s the gateway's Modbus address, %[4]s its SSH address, %[5]s and %[6]s
+// the public keys of the demo vendors (PRC-managed, German).
 const Config = `# brana demo config: written by 'brana demo'; edit and run with 'brana run -c FILE'.
 version: 1
 gateway:
@@ -85,6 +93,7 @@ parties:
     legal_name: "Shenzhen Example Automation Co., Ltd."
     kind: vendor
     networks: [127.0.0.3/32]
+    ssh_keys: ["%[5]s"]
     evidence:
       established_in: CN
       controlled_by: [example-holdings]
@@ -105,6 +114,7 @@ parties:
     legal_name: "Beispiel Schutztechnik GmbH"
     kind: vendor
     networks: [127.0.0.4/32]
+    ssh_keys: ["%[6]s"]
     evidence:
       established_in: DE
       management_in: [DE]
@@ -146,6 +156,10 @@ rules:
 
 admin:
   accounts: accounts.yaml         # two demo approvers; their passwords are printed once at start
+
+ssh:
+  listen: %[4]s            # vendors: ssh -N -L 1502:feeder-plc:502 vendor@127.0.0.1 -p 2222
+  hold_for: 2m
 `
 
 // Run writes the demo config, starts the simulated PLCs and the gateway, prints
@@ -156,6 +170,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.PLCAdr == "" {
 		o.PLCAdr = FirstPLC
+	}
+	if o.SSHAdr == "" {
+		o.SSHAdr = GatewaySSH
 	}
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return err
@@ -173,8 +190,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	prcKey, err := VendorKey(filepath.Join(o.Dir, "vendor-prc_ed25519"), "li.wei@shenzhen-example")
+	if err != nil {
+		return err
+	}
+	deKey, err := VendorKey(filepath.Join(o.Dir, "vendor-de_ed25519"), "anna.schmidt@beispiel")
+	if err != nil {
+		return err
+	}
 	file := filepath.Join(o.Dir, "brana.yaml")
-	text := fmt.Sprintf(Config, plant.Sims[0].Addr, plant.Sims[1].Addr, o.GatewayAdr)
+	text := fmt.Sprintf(Config, plant.Sims[0].Addr, plant.Sims[1].Addr, o.GatewayAdr, o.SSHAdr, prcKey, deKey)
 	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {
 		return err
 	}
@@ -201,6 +226,7 @@ func Run(ctx context.Context, o Options) error {
 }
 
 func printHelp(w io.Writer, g *gateway.Gateway, plant *lab.Lab, file string, pw map[string]string) {
+	sshHost, sshPort, _ := net.SplitHostPort(g.SSHAddr().String())
 	addr := g.Addr("scada").String()
 	host, port, _ := strings.Cut(addr, ":")
 	if i := strings.LastIndex(addr, ":"); i >= 0 {
@@ -244,9 +270,42 @@ PRC-managed one only under a grant that two engineers approved:
     BRANA_USER=bob BRANA_PASSWORD=%[9]s go run ./cmd/brana requests approve ID
   then the vendor-prc read above passes; revoke ends the session at once:
     BRANA_USER=bob BRANA_PASSWORD=%[9]s go run ./cmd/brana requests revoke ID --note "done"
+
+Vendors with nothing but OpenSSH (keys written next to the config; the host key is %[10]s):
+  the German vendor opens a tunnel and reads through it:
+    ssh -i %[11]s -p %[12]s -N -L 1502:feeder-plc:502 vendor@%[13]s
+    mbpoll -m tcp -p 1502 -a 1 -r 1 -c 4 -1 127.0.0.1
+  the PRC-managed vendor asks for access and checks on it; its tunnel is held until approved:
+    ssh -i %[14]s -p %[12]s vendor@%[13]s request feeder-plc --classes read,write --for 1h --reason TKT-1234
+    ssh -i %[14]s -p %[12]s vendor@%[13]s status
+    ssh -i %[14]s -p %[12]s -N -L 1503:feeder-plc:502 vendor@%[13]s
 (approver passwords are for this demo run only)
 
-`, addr, host, port, describe(plant), file, g.AuditPath(), g.AdminSocket(), pw["alice"], pw["bob"])
+`, addr, host, port, describe(plant), file, g.AuditPath(), g.AdminSocket(), pw["alice"], pw["bob"],
+		g.SSHHostKey(), filepath.Join(filepath.Dir(file), "vendor-de_ed25519"), sshPort, sshHost,
+		filepath.Join(filepath.Dir(file), "vendor-prc_ed25519"))
+}
+
+// VendorKey writes a new ed25519 key pair (OpenSSH format, private key 0600)
+// to path and path.pub, and returns the public key's authorized_keys line.
+func VendorKey(path, comment string) (string, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return "", err
+	}
+	spub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(spub))) + " " + comment
+	return line, os.WriteFile(path+".pub", []byte(line+"\n"), 0o644)
 }
 
 // writeAccounts makes two demo approvers with fresh random passwords.

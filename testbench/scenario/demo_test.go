@@ -32,7 +32,7 @@ func TestDemo(t *testing.T) {
 	go func() {
 		done <- demo.Run(ctx, demo.Options{
 			Dir: t.TempDir(), Out: &out, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			GatewayAdr: "127.0.0.1:0", PLCAdr: "127.0.0.1:0",
+			GatewayAdr: "127.0.0.1:0", PLCAdr: "127.0.0.1:0", SSHAdr: "127.0.0.1:0",
 			Ready: func(g *gateway.Gateway, l *lab.Lab) { gw, plant = g, l; close(ready) },
 		})
 	}()
