@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/brana-ot/brana/gateway/atomicfile"
 )
 
 // Durability says when Append returns.
@@ -702,27 +704,7 @@ func syncDir(dir string) {
 	}
 }
 
-// writeFileAtomic replaces path with data: temp file, fsync, rename, fsync dir.
+// writeFileAtomic replaces path with data (temp file, fsync, rename).
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	syncDir(filepath.Dir(path))
-	return nil
+	return atomicfile.WriteFile(path, data, mode)
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/brana-ot/brana/gateway/atomicfile"
 )
 
 // cursor is an exporter's position: the seq of the last record delivered and
@@ -61,28 +63,8 @@ func saveCursor(path string, c cursor) error {
 		b = hex.AppendEncode(b, c.hash[:])
 	}
 	b = append(b, '\n')
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o640); err != nil {
 		return fmt.Errorf("auditexport: writing cursor: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("auditexport: writing cursor: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
