@@ -34,7 +34,7 @@ type vendorSSH struct {
 func newVendorSSH(g *Gateway, deps modbusrelay.Deps) (*vendorSSH, error) {
 	v := &vendorSSH{g: g, relays: make(map[string]*modbusrelay.Server)}
 	for name := range g.targets {
-		s, err := modbusrelay.New(config.Listener{Name: "ssh", Protocol: "modbus", MaxConnections: 1 << 16,
+		s, err := modbusrelay.New(config.Listener{Name: "ssh-" + name, Protocol: "modbus", MaxConnections: 1 << 16,
 			Routes: []config.Route{{Target: name}}}, deps)
 		if err != nil {
 			return nil, err

@@ -43,6 +43,10 @@ type Deps struct {
 	PartyInfo func(*policy.Party) approvals.PartyInfo
 }
 
+// sessionSeq numbers sessions across all servers of the process, so that ids
+// stay unique when several servers share a name (SSH and TLS fronts).
+var sessionSeq atomic.Uint64
+
 type route struct {
 	ok     bool
 	target *modbustarget.Target
@@ -56,7 +60,6 @@ type Server struct {
 	d      Deps
 	routes [256]route
 	slots  chan struct{}
-	seq    atomic.Uint64
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -216,7 +219,7 @@ func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 		nc:    rw,
 		party: id.Party,
 		via:   id.Via,
-		id:    s.d.BootID + "-" + s.cfg.Name + "-" + strconv.FormatUint(s.seq.Add(1), 10),
+		id:    s.d.BootID + "-" + s.cfg.Name + "-" + strconv.FormatUint(sessionSeq.Add(1), 10),
 		src:   id.Source,
 	}
 	c.dl, _ = rw.(deadliner)
