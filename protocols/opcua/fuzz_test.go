@@ -1,0 +1,684 @@
+package opcua
+
+import (
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/brana-ot/brana/protocols/opclass"
+	"github.com/gopcua/opcua/id"
+	"github.com/gopcua/opcua/ua"
+)
+
+// fuzzTypes are the request types gopcua v0.8.0 decodes.
+var fuzzTypes = []func() ua.Request{
+	func() ua.Request { return new(ua.ReadRequest) },
+	func() ua.Request { return new(ua.WriteRequest) },
+	func() ua.Request { return new(ua.CallRequest) },
+	func() ua.Request { return new(ua.BrowseRequest) },
+	func() ua.Request { return new(ua.BrowseNextRequest) },
+	func() ua.Request { return new(ua.TranslateBrowsePathsToNodeIDsRequest) },
+	func() ua.Request { return new(ua.RegisterNodesRequest) },
+	func() ua.Request { return new(ua.UnregisterNodesRequest) },
+	func() ua.Request { return new(ua.HistoryReadRequest) },
+	func() ua.Request { return new(ua.HistoryUpdateRequest) },
+	func() ua.Request { return new(ua.CreateMonitoredItemsRequest) },
+	func() ua.Request { return new(ua.ModifyMonitoredItemsRequest) },
+	func() ua.Request { return new(ua.SetMonitoringModeRequest) },
+	func() ua.Request { return new(ua.SetTriggeringRequest) },
+	func() ua.Request { return new(ua.DeleteMonitoredItemsRequest) },
+	func() ua.Request { return new(ua.CreateSubscriptionRequest) },
+	func() ua.Request { return new(ua.ModifySubscriptionRequest) },
+	func() ua.Request { return new(ua.SetPublishingModeRequest) },
+	func() ua.Request { return new(ua.PublishRequest) },
+	func() ua.Request { return new(ua.RepublishRequest) },
+	func() ua.Request { return new(ua.TransferSubscriptionsRequest) },
+	func() ua.Request { return new(ua.DeleteSubscriptionsRequest) },
+	func() ua.Request { return new(ua.AddNodesRequest) },
+	func() ua.Request { return new(ua.AddReferencesRequest) },
+	func() ua.Request { return new(ua.DeleteNodesRequest) },
+	func() ua.Request { return new(ua.DeleteReferencesRequest) },
+	func() ua.Request { return new(ua.QueryFirstRequest) },
+	func() ua.Request { return new(ua.QueryNextRequest) },
+	func() ua.Request { return new(ua.RegisterServerRequest) },
+	func() ua.Request { return new(ua.RegisterServer2Request) },
+	func() ua.Request { return new(ua.FindServersRequest) },
+	func() ua.Request { return new(ua.FindServersOnNetworkRequest) },
+	func() ua.Request { return new(ua.GetEndpointsRequest) },
+	func() ua.Request { return new(ua.OpenSecureChannelRequest) },
+	func() ua.Request { return new(ua.CloseSecureChannelRequest) },
+	func() ua.Request { return new(ua.CreateSessionRequest) },
+	func() ua.Request { return new(ua.ActivateSessionRequest) },
+	func() ua.Request { return new(ua.CloseSessionRequest) },
+	func() ua.Request { return new(ua.CancelRequest) },
+}
+
+// entries returns the length of req's per-item array, or -1 if its service
+// has none; it is written apart from Classify on purpose.
+func entries(req ua.Request) int {
+	switch r := req.(type) {
+	case *ua.ReadRequest:
+		return len(r.NodesToRead)
+	case *ua.WriteRequest:
+		return len(r.NodesToWrite)
+	case *ua.CallRequest:
+		return len(r.MethodsToCall)
+	case *ua.BrowseRequest:
+		return len(r.NodesToBrowse)
+	case *ua.BrowseNextRequest:
+		return len(r.ContinuationPoints)
+	case *ua.TranslateBrowsePathsToNodeIDsRequest:
+		return len(r.BrowsePaths)
+	case *ua.RegisterNodesRequest:
+		return len(r.NodesToRegister)
+	case *ua.UnregisterNodesRequest:
+		return len(r.NodesToUnregister)
+	case *ua.HistoryReadRequest:
+		return len(r.NodesToRead)
+	case *ua.HistoryUpdateRequest:
+		return len(r.HistoryUpdateDetails)
+	case *ua.CreateMonitoredItemsRequest:
+		return len(r.ItemsToCreate)
+	case *ua.ModifyMonitoredItemsRequest:
+		return len(r.ItemsToModify)
+	case *ua.SetMonitoringModeRequest:
+		return len(r.MonitoredItemIDs)
+	case *ua.SetTriggeringRequest:
+		return len(r.LinksToAdd) + len(r.LinksToRemove)
+	case *ua.DeleteMonitoredItemsRequest:
+		return len(r.MonitoredItemIDs)
+	case *ua.SetPublishingModeRequest:
+		return len(r.SubscriptionIDs)
+	case *ua.PublishRequest:
+		return len(r.SubscriptionAcknowledgements)
+	case *ua.TransferSubscriptionsRequest:
+		return len(r.SubscriptionIDs)
+	case *ua.DeleteSubscriptionsRequest:
+		return len(r.SubscriptionIDs)
+	case *ua.AddNodesRequest:
+		return len(r.NodesToAdd)
+	case *ua.AddReferencesRequest:
+		return len(r.ReferencesToAdd)
+	case *ua.DeleteNodesRequest:
+		return len(r.NodesToDelete)
+	case *ua.DeleteReferencesRequest:
+		return len(r.ReferencesToDelete)
+	case *ua.QueryFirstRequest:
+		return len(r.NodeTypes)
+	}
+	return -1
+}
+
+// serviceClass is the class of every element of the services whose class
+// does not depend on the element.
+var serviceClass = map[string]opclass.Class{
+	"Read": opclass.Read, "Browse": opclass.Read, "BrowseNext": opclass.Read,
+	"TranslateBrowsePathsToNodeIds": opclass.Read, "RegisterNodes": opclass.Read, "UnregisterNodes": opclass.Read,
+	"HistoryRead": opclass.Read, "CreateMonitoredItems": opclass.Read, "ModifyMonitoredItems": opclass.Read,
+	"SetMonitoringMode": opclass.Read, "SetTriggering": opclass.Read, "DeleteMonitoredItems": opclass.Read,
+	"CreateSubscription": opclass.Read, "ModifySubscription": opclass.Read, "SetPublishingMode": opclass.Read,
+	"Publish": opclass.Read, "Republish": opclass.Read, "DeleteSubscriptions": opclass.Read,
+	"HistoryUpdate": opclass.Program, "AddNodes": opclass.Program, "AddReferences": opclass.Program,
+	"DeleteNodes": opclass.Program, "DeleteReferences": opclass.Program,
+	"TransferSubscriptions": opclass.Unknown, "QueryFirst": opclass.Unknown, "QueryNext": opclass.Unknown,
+	"RegisterServer": opclass.Unknown, "RegisterServer2": opclass.Unknown, "FindServers": opclass.Unknown,
+	"FindServersOnNetwork": opclass.Unknown, "GetEndpoints": opclass.Unknown, "OpenSecureChannel": opclass.Unknown,
+	"CloseSecureChannel": opclass.Unknown, "CreateSession": opclass.Unknown, "ActivateSession": opclass.Unknown,
+	"CloseSession": opclass.Unknown, "Cancel": opclass.Unknown,
+}
+
+// fuzzClassifier knows aliases of every kind, learned methods and the DI
+// namespace, so that decoded requests reach every lookup.
+func fuzzClassifier(tb testing.TB) *Classifier {
+	c := &Classifier{
+		Aliases:    new(AliasMap),
+		Methods:    new(MethodMap),
+		Namespaces: NewNamespaceMap([]string{"http://opcfoundation.org/UA/", "urn:plc", DIURI, "urn:plc:3"}),
+	}
+	for _, err := range []error{
+		c.Aliases.Register(num(2, 900), tank),
+		c.Aliases.Register(num(2, 901), ns0(id.FileType_Write)),
+		c.Aliases.Register(str(2, "a"), num(2, 7)),
+		c.Aliases.Register(ua.NewGUIDNodeID(2, "72962B91-FA75-4AE6-8D28-B404DC7DAF63"), num(2, 8)),
+		c.Aliases.Register(ua.NewByteStringNodeID(2, []byte{1}), num(2, 9)),
+		c.Methods.Learn(str(3, "Recipe.Write"), ns0(id.FileType_Write)),
+	} {
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return c
+}
+
+func checkInvariants(t *testing.T, c *Classifier, req ua.Request, svc string, elems []Element, err error) {
+	t.Helper()
+	if err != nil || svc == "" {
+		t.Fatalf("Classify = %q, %v", svc, err)
+	}
+	n := entries(req)
+	if n <= 0 {
+		if len(elems) != 1 || elems[0].Index != -1 {
+			t.Fatalf("%s without entries: %+v; want one request-level element", svc, elems)
+		}
+	} else if len(elems) != n {
+		t.Fatalf("%s: %d elements for %d entries", svc, len(elems), n)
+	}
+	for i, e := range elems {
+		if n > 0 && e.Index != i {
+			t.Fatalf("%s: element %d has index %d", svc, i, e.Index)
+		}
+		if e.Service != svc || strings.HasPrefix(e.Class.String(), "class(") {
+			t.Fatalf("%s: element %d: service %q class %v", svc, i, e.Service, e.Class)
+		}
+		if want, ok := serviceClass[svc]; ok && e.Class != want {
+			t.Fatalf("%s: element %d is %v; want %v", svc, i, e.Class, want)
+		}
+	}
+	switch r := req.(type) {
+	case *ua.WriteRequest:
+		for i, w := range r.NodesToWrite {
+			want := opclass.Control
+			if w != nil && w.AttributeID == ua.AttributeIDValue {
+				want = opclass.Write
+			}
+			if elems[i].Class != want {
+				t.Fatalf("Write element %d (attribute %d) is %v; want %v", i, elems[i].Attribute, elems[i].Class, want)
+			}
+		}
+	case *ua.CallRequest:
+		for i, e := range elems {
+			m := e.MethodID
+			if c != nil {
+				if t := c.Methods.TypeMethod(m); t != nil {
+					m = t
+				}
+			}
+			if e.Index >= 0 && isNumeric(m, 0, id.FileType_Write) && e.Class != opclass.Program {
+				t.Fatalf("Call element %d of FileType Write is %v", i, e.Class)
+			}
+			if e.Index >= 0 && r.MethodsToCall[i] == nil && e.Class != opclass.Control {
+				t.Fatalf("nil Call element %d is %v", i, e.Class)
+			}
+		}
+	}
+}
+
+func hdr() *ua.RequestHeader {
+	return &ua.RequestHeader{
+		AuthenticationToken: ua.NewNumericNodeID(0, 7),
+		Timestamp:           time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		RequestHandle:       42,
+		TimeoutHint:         10000,
+		AdditionalHeader:    ua.NewExtensionObject(nil),
+	}
+}
+
+func qn(s string) *ua.QualifiedName { return &ua.QualifiedName{NamespaceIndex: 2, Name: s} }
+
+func dv(v any) *ua.DataValue {
+	return &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(v)}
+}
+
+// richSeeds are complete requests as a client encodes them.
+func richSeeds() []ua.Request {
+	return []ua.Request{
+		&ua.ReadRequest{RequestHeader: hdr(), NodesToRead: []*ua.ReadValueID{
+			{NodeID: num(2, 7), AttributeID: 13, IndexRange: "1:2", DataEncoding: qn("")},
+			{NodeID: tank, AttributeID: 13, DataEncoding: qn("")},
+			{NodeID: num(2, 900), AttributeID: 4, DataEncoding: qn("")},
+		}},
+		&ua.WriteRequest{RequestHeader: hdr(), NodesToWrite: []*ua.WriteValue{
+			{NodeID: num(2, 900), AttributeID: 13, Value: dv(int32(5))},
+			{NodeID: tank, AttributeID: 4, Value: dv(ua.NewLocalizedText("x"))},
+			{NodeID: num(2, 7), AttributeID: 13, IndexRange: "0", Value: dv([]float64{1, 2})},
+		}},
+		&ua.CallRequest{RequestHeader: hdr(), MethodsToCall: []*ua.CallMethodRequest{
+			{ObjectID: str(2, "f"), MethodID: ns0(id.FileType_Write), InputArguments: []*ua.Variant{ua.MustVariant(uint32(1)), ua.MustVariant([]byte{1, 2})}},
+			{ObjectID: str(2, "f"), MethodID: ns0(id.FileType_Open), InputArguments: []*ua.Variant{ua.MustVariant(byte(2))}},
+			{ObjectID: str(2, "f"), MethodID: ns0(id.FileType_Open), InputArguments: []*ua.Variant{ua.MustVariant(byte(1))}},
+			{ObjectID: num(2, 900), MethodID: num(2, 901)},
+			{ObjectID: str(3, "Recipe"), MethodID: str(3, "Recipe.Write")},
+			{ObjectID: num(1, 5), MethodID: num(2, 265)},
+		}},
+		&ua.BrowseRequest{RequestHeader: hdr(), View: &ua.ViewDescription{ViewID: ua.NewTwoByteNodeID(0)},
+			NodesToBrowse: []*ua.BrowseDescription{{NodeID: ns0(id.ObjectsFolder), ReferenceTypeID: ns0(id.HierarchicalReferences)}}},
+		&ua.CreateMonitoredItemsRequest{RequestHeader: hdr(), SubscriptionID: 1, ItemsToCreate: []*ua.MonitoredItemCreateRequest{
+			{ItemToMonitor: &ua.ReadValueID{NodeID: str(2, "a"), AttributeID: 13, DataEncoding: qn("")},
+				RequestedParameters: &ua.MonitoringParameters{Filter: ua.NewExtensionObject(nil)}},
+		}},
+		&ua.HistoryReadRequest{RequestHeader: hdr(),
+			HistoryReadDetails: ua.NewExtensionObject(&ua.ReadRawModifiedDetails{NumValuesPerNode: 10}),
+			NodesToRead:        []*ua.HistoryReadValueID{{NodeID: tank, DataEncoding: qn("")}}},
+		&ua.HistoryUpdateRequest{RequestHeader: hdr(), HistoryUpdateDetails: []*ua.ExtensionObject{
+			ua.NewExtensionObject(&ua.UpdateDataDetails{NodeID: tank, PerformInsertReplace: 1, UpdateValues: []*ua.DataValue{dv(1.5)}}),
+			ua.NewExtensionObject(&ua.DeleteAtTimeDetails{NodeID: num(2, 4), ReqTimes: []time.Time{time.Unix(1, 0)}}),
+		}},
+		&ua.AddNodesRequest{RequestHeader: hdr(), NodesToAdd: []*ua.AddNodesItem{{
+			ParentNodeID:       ua.NewExpandedNodeID(num(9, 5), DIURI, 0),
+			ReferenceTypeID:    ns0(id.Organizes),
+			RequestedNewNodeID: ua.NewNumericExpandedNodeID(2, 100),
+			BrowseName:         qn("x"),
+			NodeClass:          ua.NodeClassObject,
+			NodeAttributes:     ua.NewExtensionObject(nil),
+			TypeDefinition:     ua.NewNumericExpandedNodeID(0, id.BaseObjectType),
+		}}},
+		&ua.PublishRequest{RequestHeader: hdr(), SubscriptionAcknowledgements: []*ua.SubscriptionAcknowledgement{{SubscriptionID: 1, SequenceNumber: 2}}},
+		&ua.SetTriggeringRequest{RequestHeader: hdr(), SubscriptionID: 1, TriggeringItemID: 2, LinksToAdd: []uint32{3}, LinksToRemove: []uint32{4, 5}},
+		&ua.RegisterNodesRequest{RequestHeader: hdr(), NodesToRegister: []*ua.NodeID{tank, num(2, 900)}},
+		&ua.TransferSubscriptionsRequest{RequestHeader: hdr(), SubscriptionIDs: []uint32{1}},
+	}
+}
+
+func kindOfRequest(req ua.Request) uint8 {
+	for i, f := range fuzzTypes {
+		if reflect.TypeOf(f()) == reflect.TypeOf(req) {
+			return uint8(i)
+		}
+	}
+	panic("request type not in fuzzTypes")
+}
+
+func FuzzClassify(f *testing.F) {
+	h, err := ua.Encode(hdr())
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Every type: a header and zeros, which decodes as empty arrays and
+	// null fields.
+	for i := range fuzzTypes {
+		f.Add(uint8(i), append(append([]byte(nil), h...), make([]byte, 128)...))
+	}
+	for _, req := range richSeeds() {
+		b, err := ua.Encode(req)
+		if err != nil {
+			f.Fatalf("encoding seed %T: %v", req, err)
+		}
+		if _, err := ua.Decode(b, reflect.New(reflect.TypeOf(req).Elem()).Interface()); err != nil {
+			f.Fatalf("seed %T does not decode: %v", req, err)
+		}
+		f.Add(kindOfRequest(req), b)
+	}
+	c := fuzzClassifier(f)
+	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
+		if len(data) > 1<<14 {
+			return
+		}
+		req := fuzzTypes[int(kind)%len(fuzzTypes)]()
+		if decodeHazard(data, reflect.TypeOf(req).Elem()) {
+			return // gopcua v0.8.0 would allocate far past the input or panic
+		}
+		cl := c
+		if _, err := ua.Decode(data, req); err != nil {
+			// A failed decode leaves a partial request behind. The
+			// terminator never classifies one, but Classify must not
+			// panic on it either; without maps it touches no GUID text.
+			cl = nil
+		}
+		svc, elems, err := cl.Classify(req)
+		checkInvariants(t, cl, req, svc, elems, err)
+	})
+}
+
+// TestFuzzSeedsClassify runs the invariants over the rich seeds themselves,
+// so that plain go test checks what the seeds mean.
+func TestFuzzSeedsClassify(t *testing.T) {
+	c := fuzzClassifier(t)
+	for _, req := range richSeeds() {
+		svc, elems, err := c.Classify(req)
+		checkInvariants(t, c, req, svc, elems, err)
+	}
+}
+
+// decodeHazard reports whether ua.Decode of gopcua v0.8.0 could allocate far
+// more than len(b) (an array count beyond the remaining input, which it
+// allocates before reading an element) or panic (a Variant array length
+// below -1) on b decoded as t. It mirrors the decoder's walk: reflection over
+// structs, slices and primitives, and the hand-written Decode methods of
+// Variant, DataValue and ExtensionObject, whose bodies it walks as the
+// registered type. Truncated input is no hazard in itself: the decoder stops
+// at the first element or field that does not fit.
+// This is a test guard, not a validator: the terminator needs one of its own
+// before it hands untrusted bytes to ua.Decode.
+func decodeHazard(b []byte, t reflect.Type) bool {
+	w := walker{}
+	w.walk(b, t, 0)
+	return w.hazard
+}
+
+type walker struct{ hazard bool }
+
+var errStop = errors.New("stop")
+
+// bigCount is the largest array count the guard lets through beyond the
+// remaining input: the allocation it causes stays small.
+const bigCount = 1 << 12
+
+var (
+	typNodeID   = reflect.TypeOf(ua.NodeID{})
+	typExpanded = reflect.TypeOf(ua.ExpandedNodeID{})
+	typExt      = reflect.TypeOf(ua.ExtensionObject{})
+	typVariant  = reflect.TypeOf(ua.Variant{})
+	typDV       = reflect.TypeOf(ua.DataValue{})
+	typDiag     = reflect.TypeOf(ua.DiagnosticInfo{})
+	typLT       = reflect.TypeOf(ua.LocalizedText{})
+	typGUID     = reflect.TypeOf(ua.GUID{})
+	typTime     = reflect.TypeOf(time.Time{})
+)
+
+func (w *walker) walk(b []byte, t reflect.Type, depth int) (int, error) {
+	if w.hazard || depth > 200 {
+		w.hazard = w.hazard || depth > 200
+		return 0, errStop
+	}
+	switch t {
+	case typNodeID:
+		return new(ua.NodeID).Decode(b)
+	case typExpanded:
+		return new(ua.ExpandedNodeID).Decode(b)
+	case typLT:
+		return new(ua.LocalizedText).Decode(b)
+	case typDiag:
+		return new(ua.DiagnosticInfo).Decode(b)
+	case typGUID:
+		return fixed(b, 16)
+	case typTime:
+		return fixed(b, 8)
+	case typVariant:
+		return w.variant(b, depth)
+	case typDV:
+		return w.dataValue(b, depth)
+	case typExt:
+		return w.extension(b, depth)
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int8, reflect.Uint8:
+		return fixed(b, 1)
+	case reflect.Int16, reflect.Uint16:
+		return fixed(b, 2)
+	case reflect.Int32, reflect.Uint32, reflect.Float32:
+		return fixed(b, 4)
+	case reflect.Int64, reflect.Uint64, reflect.Float64:
+		return fixed(b, 8)
+	case reflect.String:
+		return bytesField(b)
+	case reflect.Pointer:
+		return w.walk(b, t.Elem(), depth+1)
+	case reflect.Struct:
+		pos := 0
+		for i := range t.NumField() {
+			n, err := w.walk(b[pos:], t.Field(i).Type, depth+1)
+			if err != nil {
+				return pos, err
+			}
+			pos += n
+		}
+		return pos, nil
+	case reflect.Slice:
+		if len(b) < 4 {
+			return 0, errStop
+		}
+		n := binary.LittleEndian.Uint32(b)
+		if n == 0xffffffff {
+			return 4, nil
+		}
+		if t.Elem().Kind() == reflect.Uint8 {
+			return bytesField(b)
+		}
+		if int64(n) > int64(len(b)-4) && n > bigCount {
+			w.hazard = true
+			return 0, errStop
+		}
+		// A count beyond the input is decoded element by element until the
+		// input runs out, so the elements are walked all the same.
+		pos := 4
+		for range n {
+			m, err := w.walk(b[pos:], t.Elem(), depth+1)
+			if err != nil {
+				return pos, err
+			}
+			pos += m
+		}
+		return pos, nil
+	}
+	w.hazard = true // a kind the request types do not use: be safe
+	return 0, errStop
+}
+
+func fixed(b []byte, n int) (int, error) {
+	if len(b) < n {
+		return 0, errStop
+	}
+	return n, nil
+}
+
+// bytesField walks a String or ByteString: a length, -1 for null, and bytes.
+func bytesField(b []byte) (int, error) {
+	if len(b) < 4 {
+		return 0, errStop
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if n == 0 || n == 0xffffffff {
+		return 4, nil
+	}
+	if int64(n) > int64(len(b)-4) {
+		return 0, errStop
+	}
+	return 4 + int(n), nil
+}
+
+// variantSize is the encoded size of the fixed-size Variant built-in types.
+var variantSize = map[byte]int{1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 4, 8: 8, 9: 8, 10: 4, 11: 8, 13: 8, 14: 16, 19: 4}
+
+func (w *walker) variantValue(b []byte, typ byte, depth int) (int, error) {
+	if n, ok := variantSize[typ]; ok {
+		return fixed(b, n)
+	}
+	switch typ {
+	case 12, 15, 16: // String, ByteString, XmlElement
+		return bytesField(b)
+	case 17:
+		return w.walk(b, typNodeID, depth+1)
+	case 18:
+		return w.walk(b, typExpanded, depth+1)
+	case 20: // QualifiedName
+		return w.walk(b, reflect.TypeOf(ua.QualifiedName{}), depth+1)
+	case 21:
+		return w.walk(b, typLT, depth+1)
+	case 22:
+		return w.walk(b, typExt, depth+1)
+	case 23:
+		return w.walk(b, typDV, depth+1)
+	case 24:
+		return w.walk(b, typVariant, depth+1)
+	case 25:
+		return w.walk(b, typDiag, depth+1)
+	}
+	return 0, errStop // the decoder refuses the type id
+}
+
+func (w *walker) variant(b []byte, depth int) (int, error) {
+	if len(b) < 1 {
+		return 0, errStop
+	}
+	mask := b[0]
+	typ := mask & 0x3f
+	if typ == 0 {
+		return 1, nil
+	}
+	if typ > 25 {
+		return 0, errStop
+	}
+	pos := 1
+	if mask&0x80 == 0 {
+		n, err := w.variantValue(b[pos:], typ, depth)
+		return pos + n, err
+	}
+	if len(b) < pos+4 {
+		return 0, errStop
+	}
+	n := int32(binary.LittleEndian.Uint32(b[pos:]))
+	pos += 4
+	switch {
+	case n > int32(ua.MaxVariantArrayLength):
+		return 0, errStop // refused before allocating
+	case n < -1:
+		w.hazard = true // reflect.MakeSlice: negative len
+		return 0, errStop
+	}
+	for range max(n, 0) {
+		m, err := w.variantValue(b[pos:], typ, depth)
+		if err != nil {
+			return pos, err
+		}
+		pos += m
+	}
+	if mask&0x40 != 0 {
+		if len(b) < pos+4 {
+			return 0, errStop
+		}
+		dims := int32(binary.LittleEndian.Uint32(b[pos:]))
+		pos += 4
+		if dims < 0 {
+			return 0, errStop
+		}
+		if int64(dims)*4 > int64(len(b)-pos) {
+			w.hazard = dims > bigCount
+			return 0, errStop
+		}
+		pos += 4 * int(dims)
+	}
+	return pos, nil
+}
+
+func (w *walker) dataValue(b []byte, depth int) (int, error) {
+	if len(b) < 1 {
+		return 0, errStop
+	}
+	mask, pos := b[0], 1
+	if mask&ua.DataValueValue != 0 {
+		n, err := w.variant(b[pos:], depth+1)
+		if err != nil {
+			return pos, err
+		}
+		pos += n
+	}
+	for _, f := range []struct {
+		bit  byte
+		size int
+	}{{ua.DataValueStatusCode, 4}, {ua.DataValueSourceTimestamp, 8}, {ua.DataValueSourcePicoseconds, 2},
+		{ua.DataValueServerTimestamp, 8}, {ua.DataValueServerPicoseconds, 2}} {
+		if mask&f.bit != 0 {
+			if len(b) < pos+f.size {
+				return 0, errStop
+			}
+			pos += f.size
+		}
+	}
+	return pos, nil
+}
+
+// extension walks an ExtensionObject: its body is decoded as the type
+// registered for its TypeId, which the guard learns by letting gopcua decode
+// the same header over a one-byte body of zero (harmless: every count is 0).
+func (w *walker) extension(b []byte, depth int) (int, error) {
+	idLen, err := new(ua.ExpandedNodeID).Decode(b)
+	if err != nil {
+		return 0, errStop
+	}
+	pos := idLen
+	if len(b) < pos+1 {
+		return 0, errStop
+	}
+	mask := b[pos]
+	pos++
+	if mask == ua.ExtensionObjectEmpty {
+		return pos, nil
+	}
+	if len(b) < pos+4 {
+		return 0, errStop
+	}
+	n := binary.LittleEndian.Uint32(b[pos:])
+	pos += 4
+	if n == 0 || n == 0xffffffff {
+		return pos, nil
+	}
+	if int64(n) > int64(len(b)-pos) {
+		return 0, errStop
+	}
+	body := b[pos : pos+int(n)]
+	if mask != ua.ExtensionObjectXML { // gopcua decodes any other mask as binary
+		probe := append(append([]byte(nil), b[:idLen]...), ua.ExtensionObjectBinary, 1, 0, 0, 0, 0)
+		var e ua.ExtensionObject
+		_, _ = e.Decode(probe)
+		if e.Value != nil {
+			w.walk(body, reflect.TypeOf(e.Value), depth+1)
+		}
+	}
+	return pos + int(n), nil
+}
+
+// The fuzz guard must see the two ways gopcua v0.8.0's decoder fails on
+// small hostile input, and must let real requests through.
+func TestDecodeHazard(t *testing.T) {
+	h, err := ua.Encode(hdr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+	cat := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
+	readT := reflect.TypeOf(ua.ReadRequest{})
+	callT := reflect.TypeOf(ua.CallRequest{})
+	tests := []struct {
+		name   string
+		data   []byte
+		t      reflect.Type
+		hazard bool
+	}{
+		// MaxAge, TimestampsToReturn, then a NodesToRead count of 2^29.
+		{"fail/huge-array-count", cat(h, make([]byte, 12), le(1<<29)), readT, true},
+		// One CallMethodRequest with null ObjectId and MethodId (two-byte
+		// i=0) and one InputArgument: an Int32 array of length -2.
+		{"fail/negative-variant-array", cat(h, le(1), []byte{0, 0, 0, 0}, le(1), []byte{0x86}, le(0xfffffffe)), callT, true},
+		{"ok/small-count-beyond-input", cat(h, make([]byte, 12), le(3)), readT, false},
+		{"ok/null-array", cat(h, make([]byte, 12), le(0xffffffff)), readT, false},
+	}
+	for _, req := range richSeeds() {
+		b, err := ua.Encode(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			name   string
+			data   []byte
+			t      reflect.Type
+			hazard bool
+		}{"ok/seed-" + reflect.TypeOf(req).Elem().Name(), b, reflect.TypeOf(req).Elem(), false})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decodeHazard(tt.data, tt.t); got != tt.hazard {
+				t.Fatalf("decodeHazard = %v; want %v", got, tt.hazard)
+			}
+		})
+	}
+	// The negative Variant length really does panic in gopcua v0.8.0; if a
+	// newer version stops panicking, this guard can go.
+	t.Run("ok/gopcua-still-panics-on-negative-variant-array", func(t *testing.T) {
+		defer func() {
+			if recover() == nil {
+				t.Log("gopcua no longer panics on a negative Variant array length")
+			}
+		}()
+		var v ua.Variant
+		_, _ = v.Decode([]byte{0x86, 0xfe, 0xff, 0xff, 0xff})
+	})
+}
