@@ -49,6 +49,8 @@ Usage:
   brana sessions list|kill ID
                              live sessions; kill ends one at once
   brana account hash         argon2id hash of a password (read from stdin) for the accounts file
+  brana bundle keygen|sign|verify ...
+                             signed data bundles (listings, IP databases)
   brana version              version, commit and build target
 `
 
@@ -87,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
+	case "bundle":
+		return cmdBundle(args[1:], stdout, stderr)
 	case "requests":
 		return cmdRequests(args[1:], stdout, stderr)
 	case "sessions":

@@ -25,6 +25,7 @@ package bundle
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -368,4 +369,24 @@ func hashFile(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// GenerateKey makes a new signing key pair for bundles named name (for
+// example "substation-lhota-bundles"): the signer key, kept offline, and
+// the verifier key, which gateways name in jurisdiction.bundle.public_key.
+func GenerateKey(name string) (signer, verifier string, err error) {
+	return note.GenerateKey(rand.Reader, name)
+}
+
+// LoadSigner reads a signer key written by GenerateKey.
+func LoadSigner(path string) (note.Signer, error) {
+	data, err := readRegular(path, 4096)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: signer key: %w", err)
+	}
+	s, err := note.NewSigner(string(bytes.TrimSpace(data)))
+	if err != nil {
+		return nil, fmt.Errorf("bundle: signer key %s: %w", path, err)
+	}
+	return s, nil
 }
