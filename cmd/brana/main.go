@@ -183,6 +183,17 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d listeners, %d targets, %d parties, %d rules; policy sha256:%s\n",
 		*file, len(cfg.Listeners), len(cfg.Targets), len(pol.Parties()), len(pol.Rules()), pol.Digest())
+	// Not errors, but an operator should know before sessions start needing approval.
+	for _, p := range pol.Parties() {
+		if p.ReviewDue(time.Now()) {
+			fmt.Fprintf(stdout, "warning: the jurisdiction evidence of party %q (or of a party controlling it) is past its review_by date: its sessions need approval until it is reviewed\n", p.ID)
+		}
+	}
+	if _, notes := gateway.Listings(cfg); len(notes) > 0 {
+		for _, n := range notes {
+			fmt.Fprintln(stdout, "note:", n)
+		}
+	}
 	return exitOK
 }
 
