@@ -20,6 +20,31 @@ import (
 
 const vendorIP = "127.0.0.3"
 
+// prcVendorParties is a PRC-managed vendor at 127.0.0.3: established in CN and
+// controlled by a group in HK.
+const prcVendorParties = `parties:
+  - id: vendor-prc
+    name: "Li Wei (service engineer)"
+    organisation: "Shenzhen Example Automation Co., Ltd."
+    legal_name: "Shenzhen Example Automation Co., Ltd."
+    kind: vendor
+    networks: [127.0.0.3/32]
+    evidence:
+      established_in: CN
+      controlled_by: [example-group]
+      management_in: [CN]
+      operates_from: [CN]
+      data_to: [CN]
+      reviewed_on: 2026-10-01
+      review_by: 2099-01-01
+  - id: example-group
+    name: "Example Holdings"
+    legal_name: "Example Holdings Ltd."
+    kind: owner
+    evidence:
+      established_in: HK
+`
+
 // approvalConfig has a PRC-managed vendor (established in CN, controlled by
 // a group in HK) allowed by the rules to read, write and program plc and
 // plc2 — but every command it sends needs a grant.
@@ -43,28 +68,7 @@ targets:
     address: ` + plc2 + `
 admin:
   accounts: ` + accounts + `
-parties:
-  - id: vendor-prc
-    name: "Li Wei (service engineer)"
-    organisation: "Shenzhen Example Automation Co., Ltd."
-    legal_name: "Shenzhen Example Automation Co., Ltd."
-    kind: vendor
-    networks: [127.0.0.3/32]
-    evidence:
-      established_in: CN
-      controlled_by: [example-group]
-      management_in: [CN]
-      operates_from: [CN]
-      data_to: [CN]
-      reviewed_on: 2026-10-01
-      review_by: 2099-01-01
-  - id: example-group
-    name: "Example Holdings"
-    legal_name: "Example Holdings Ltd."
-    kind: owner
-    evidence:
-      established_in: HK
-rules:
+` + prcVendorParties + `rules:
   - name: vendor-maintenance
     parties: [vendor-prc]
     targets: [plc, plc2]

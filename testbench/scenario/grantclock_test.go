@@ -46,28 +46,7 @@ targets:
   - name: plc
     transport: tcp
     address: ` + plcAddr + `
-parties:
-  - id: vendor-prc
-    name: "Li Wei (service engineer)"
-    organisation: "Shenzhen Example Automation Co., Ltd."
-    legal_name: "Shenzhen Example Automation Co., Ltd."
-    kind: vendor
-    networks: [127.0.0.3/32]
-    evidence:
-      established_in: CN
-      controlled_by: [example-group]
-      management_in: [CN]
-      operates_from: [CN]
-      data_to: [CN]
-      reviewed_on: 2026-10-01
-      review_by: 2099-01-01
-  - id: example-group
-    name: "Example Holdings"
-    legal_name: "Example Holdings Ltd."
-    kind: owner
-    evidence:
-      established_in: HK
-rules:
+` + prcVendorParties + `rules:
   - name: vendor-maintenance
     parties: [vendor-prc]
     targets: [plc]
