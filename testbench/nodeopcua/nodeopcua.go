@@ -1,0 +1,131 @@
+package nodeopcua
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// Op is one operation for client.js, e.g.
+// {"op": "read", "path": "Feeder/Measurements/Voltage", "namespace": uri}.
+type Op map[string]any
+
+// Reference is one reference returned by a browse operation.
+type Reference struct {
+	BrowseName      string `json:"browseName"`
+	BrowseNamespace int    `json:"browseNamespace"`
+	NodeID          string `json:"nodeId"`
+	NodeClass       string `json:"nodeClass"`
+	ReferenceType   string `json:"referenceType"`
+}
+
+// Output is one output argument of a call operation.
+type Output struct {
+	DataType string `json:"dataType"`
+	Value    any    `json:"value"`
+}
+
+// Result is what client.js printed for one operation. Values are JSON-decoded
+// (numbers are float64, 64-bit integers decimal strings, ByteStrings base64).
+type Result struct {
+	I          int    `json:"i"`
+	Op         string `json:"op"`
+	Error      string `json:"error,omitempty"`
+	NodeID     string `json:"nodeId,omitempty"`
+	StatusCode string `json:"statusCode,omitempty"`
+
+	DataType string `json:"dataType,omitempty"` // read
+	Value    any    `json:"value,omitempty"`    // read
+
+	References []Reference `json:"references,omitempty"` // browse
+
+	Outputs              []Output `json:"outputs,omitempty"`              // call
+	InputArgumentResults []string `json:"inputArgumentResults,omitempty"` // call
+
+	Notifications int      `json:"notifications,omitempty"` // subscribe
+	Values        []any    `json:"values,omitempty"`        // subscribe
+	StatusCodes   []string `json:"statusCodes,omitempty"`   // subscribe
+}
+
+// Dir is the directory holding client.js and node_modules.
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(file)
+}
+
+// Available reports why node-opcua cannot run here, or nil.
+func Available() error {
+	if _, err := exec.LookPath("node"); err != nil {
+		return fmt.Errorf("node not installed: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "node-opcua-client", "package.json")); err != nil {
+		return fmt.Errorf("node-opcua-client not installed (run scripts/install-test-deps): %w", err)
+	}
+	return nil
+}
+
+// Require skips t when node-opcua cannot run, or fails it when the
+// environment variable CI is set.
+func Require(t testing.TB) {
+	t.Helper()
+	if err := Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node-opcua is required in CI: %v", err)
+		}
+		t.Skip(err)
+	}
+}
+
+// Run runs ops against endpoint with client.js on one session and returns one
+// result per operation. A connection failure is an error; a failed operation
+// is a Result with Error set. log holds node-opcua's own output (stderr and
+// the lines on stdout that are not results).
+func Run(ctx context.Context, endpoint string, ops []Op) (results []Result, log string, err error) {
+	in, err := json.Marshal(ops)
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(Dir(), "client.js"), endpoint, "-")
+	cmd.Dir = Dir()
+	cmd.Stdin = bytes.NewReader(in)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	runErr := cmd.Run()
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(make([]byte, 0, 64*1024), 16<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] != '{' { // node-opcua logs to stdout too
+			errb.Write(line)
+			errb.WriteByte('\n')
+			continue
+		}
+		var r Result
+		if err := json.Unmarshal(line, &r); err != nil {
+			return results, errb.String(), fmt.Errorf("client.js output %q: %w", line, err)
+		}
+		switch r.Op {
+		case "connect", "fatal", "disconnect":
+			return results, errb.String(), fmt.Errorf("node-opcua %s: %s", r.Op, r.Error)
+		}
+		results = append(results, r)
+	}
+	if len(results) != len(ops) {
+		return results, errb.String(), fmt.Errorf("client.js printed %d results for %d operations (%v)", len(results), len(ops), runErr)
+	}
+	// Exit status 3 means some operation failed; its Result says which.
+	if ee, ok := runErr.(*exec.ExitError); runErr != nil && !(ok && ee.ExitCode() == 3) {
+		return results, errb.String(), fmt.Errorf("client.js: %w", runErr)
+	}
+	return results, errb.String(), nil
+}
