@@ -73,6 +73,7 @@ func Compile(spec Spec, targets []string, opts ...Option) (*Policy, error) {
 		return nil, errors.Join(c.errs...)
 	}
 	p.buildIndex()
+	p.splitProtocols()
 	p.judge()
 	p.digest = digest(&spec)
 	p.unidentified = newDenial(Unidentified, nil, "unidentified party")
@@ -304,8 +305,13 @@ func (c *compiler) rule(i int, rs *RuleSpec, names map[string]int) {
 		r.bounded, r.min, r.max = true, uint16(b.Min), uint16(b.Max)
 	}
 
-	for reason := ClassDenied; reason <= MaskedWrite; reason++ {
-		r.denials[reason] = newDenial(reason, r, fmt.Sprintf(denialFormats[reason], r.Name))
+	if rs.OPCUA != nil {
+		c.compileOPCUA(path, rs, r)
+	}
+	for reason := ClassDenied; reason < numReasons; reason++ {
+		if denialFormats[reason] != "" {
+			r.denials[reason] = newDenial(reason, r, fmt.Sprintf(denialFormats[reason], r.Name))
+		}
 	}
 	c.p.rules = append(c.p.rules, r)
 }
@@ -431,6 +437,7 @@ func digest(spec *Spec) string {
 			w.str(ev.ReviewBy)
 		}
 	}
+	digestOPCUA(&w, spec)
 	if hasBindings(spec) {
 		// Appended only when used, like jurisdiction above.
 		w.str("bindings v1")

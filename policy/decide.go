@@ -7,36 +7,43 @@ import (
 	"github.com/brana-ot/brana/protocols/opclass"
 )
 
-// Reason says why a request was denied. The reasons from ClassDenied on are
-// ordered by how far a rule got before it failed: when no rule allows a
-// request, the denial names the rule that got furthest.
+// Reason says why a request was denied. The Modbus reasons from ClassDenied
+// to MaskedWrite are ordered by how far a rule got before it failed: when no
+// rule allows a request, the denial names the rule that got furthest. The
+// OPC UA reasons come last; opcua.go ranks them.
 type Reason uint8
 
 const (
-	Unidentified   Reason = iota // the session's identity is bound to no party
-	NoRule                       // no rule names this party and this target
-	ClassDenied                  // no rule for party×target allows the operation class
-	FunctionDenied               // the class is allowed, the function code is not
-	UnitDenied                   // the function is allowed, the unit id is not (unit 0: broadcast)
-	AddressDenied                // the unit is allowed, the addresses are not
-	ValueDenied                  // the addresses are allowed, a written value is outside the bounds
-	MaskedWrite                  // the addresses are allowed, but FC 22's result cannot be bounded
-	NotAdmitted                  // the session's admission denied it (jurisdiction; see the Admission)
-	NeedsApproval                // the session's admission needs an approval that has not been given
+	Unidentified    Reason = iota // the session's identity is bound to no party
+	NoRule                        // no rule names this party and this target
+	ClassDenied                   // no rule for party×target allows the operation class
+	FunctionDenied                // the class is allowed, the function code is not
+	UnitDenied                    // the function is allowed, the unit id is not (unit 0: broadcast)
+	AddressDenied                 // the unit is allowed, the addresses are not
+	ValueDenied                   // the addresses are allowed, a written value is outside the bounds
+	MaskedWrite                   // the addresses are allowed, but FC 22's result cannot be bounded
+	NotAdmitted                   // the session's admission denied it (jurisdiction; see the Admission)
+	NeedsApproval                 // the session's admission needs an approval that has not been given
+	NodeDenied                    // OPC UA: the class is allowed, the node (or its namespace) is not
+	AttributeDenied               // OPC UA: the node is allowed, the attribute or the index range is not
+	MethodDenied                  // OPC UA: the class is allowed, the (object, method) pair of a Call is not
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
-	Unidentified:   "unidentified",
-	NoRule:         "no-rule",
-	ClassDenied:    "class",
-	FunctionDenied: "function",
-	UnitDenied:     "unit",
-	AddressDenied:  "address",
-	ValueDenied:    "value",
-	MaskedWrite:    "masked-write",
-	NotAdmitted:    "not-admitted",
-	NeedsApproval:  "needs-approval",
+	Unidentified:    "unidentified",
+	NoRule:          "no-rule",
+	ClassDenied:     "class",
+	FunctionDenied:  "function",
+	UnitDenied:      "unit",
+	AddressDenied:   "address",
+	ValueDenied:     "value",
+	MaskedWrite:     "masked-write",
+	NotAdmitted:     "not-admitted",
+	NeedsApproval:   "needs-approval",
+	NodeDenied:      "node",
+	AttributeDenied: "attribute",
+	MethodDenied:    "method",
 }
 
 // String returns the name used in audit records and explanations.
@@ -58,12 +65,15 @@ func (r Reason) rank() Reason {
 
 // Messages shown to the client, per reason; %q is the rule name.
 var denialFormats = [numReasons]string{
-	ClassDenied:    "operation class not allowed by rule %q",
-	FunctionDenied: "function code not allowed by rule %q",
-	UnitDenied:     "unit id not allowed by rule %q",
-	AddressDenied:  "address outside the ranges of rule %q",
-	ValueDenied:    "value outside the bounds of rule %q",
-	MaskedWrite:    "mask write cannot be checked against the value bounds of rule %q",
+	ClassDenied:     "operation class not allowed by rule %q",
+	FunctionDenied:  "function code not allowed by rule %q",
+	UnitDenied:      "unit id not allowed by rule %q",
+	AddressDenied:   "address outside the ranges of rule %q",
+	ValueDenied:     "value outside the bounds of rule %q",
+	MaskedWrite:     "mask write cannot be checked against the value bounds of rule %q",
+	NodeDenied:      "node not allowed by rule %q",
+	AttributeDenied: "attribute not allowed by rule %q",
+	MethodDenied:    "method not allowed by rule %q",
 }
 
 // Denial is the error DecideModbus returns when policy refuses a request.

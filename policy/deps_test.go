@@ -16,6 +16,8 @@ func TestDeps(t *testing.T) {
 	allowed := map[string]bool{
 		"github.com/brana-ot/brana/protocols/modbus":  true,
 		"github.com/brana-ot/brana/protocols/opclass": true,
+		"github.com/brana-ot/brana/protocols/opcua":   true,
+		"github.com/gopcua/opcua/ua":                  true,
 	}
 	entries, err := os.ReadDir(".")
 	if err != nil {
@@ -35,7 +37,7 @@ func TestDeps(t *testing.T) {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			first, _, _ := strings.Cut(path, "/")
 			if !allowed[path] && strings.Contains(first, ".") {
-				t.Errorf("%s imports %s: policy may import only the standard library, opclass and modbus", name, path)
+				t.Errorf("%s imports %s: policy may import only the standard library, opclass, modbus, opcua and gopcua/ua", name, path)
 			}
 		}
 	}

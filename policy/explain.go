@@ -54,6 +54,8 @@ func (p *Policy) ExplainModbus(party *Party, target string, req *modbus.Request)
 			st.Verdict = "skipped: unknown target"
 		case !r.anyTarget && !r.targets[target]:
 			st.Verdict = "skipped: other target"
+		case r.opcua != nil:
+			st.Verdict = "skipped: OPC UA rule"
 		default:
 			st.Applies = true
 			st.Verdict = r.verdict(req)

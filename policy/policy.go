@@ -30,6 +30,9 @@ type Policy struct {
 	// index holds, for party i and target j at i*len(targets)+j, the rules
 	// that name both (directly or with "*"), in file order.
 	index [][]*Rule
+	// opcuaIndex is index for the rules with an opcua section, which index
+	// leaves out (DecideModbus never sees them).
+	opcuaIndex [][]*Rule
 
 	digest string
 	j      jurisdiction
@@ -103,6 +106,7 @@ type Rule struct {
 	bounded bool
 	min     uint16
 	max     uint16
+	opcua   *opcuaRule // set: the rule applies only to OPC UA requests, and only it
 
 	denials [numReasons]Denial // preallocated, so that denying does not allocate
 }
@@ -162,6 +166,7 @@ func cloneRuleSpec(s RuleSpec) RuleSpec {
 		b := *s.Values
 		s.Values = &b
 	}
+	s.OPCUA = cloneOPCUA(s.OPCUA)
 	return s
 }
 

@@ -100,6 +100,11 @@ type RuleSpec struct {
 	Ranges      map[string][]string `yaml:"ranges"`    // table name -> ["0-99", "120"]; an addressed access must fall wholly inside one range of its table; empty map = any address
 	Values      *Bounds             `yaml:"values"`    // optional bounds on every written value (registers: 0..65535; coils 0/1)
 	Reset       bool                `yaml:"reset"`     // when this rule is the reason for a denial, also reset the client connection
+
+	// OPCUA set: the rule applies only to OPC UA requests, and its Modbus
+	// restrictions (functions, units, ranges, values) are not used. Unset:
+	// the rule applies only to Modbus requests.
+	OPCUA *OPCUARuleSpec `yaml:"opcua"`
 }
 
 // Bounds limits every value a write carries to Min..Max, both included.
