@@ -207,7 +207,42 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+var (
+	yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlType = regexp.MustCompile("^cannot unmarshal !!(\\w+) ?(`[^`]*`)? into (.*)$")
+)
+
+// foundOf and wantOf say in an operator's words what yaml.v3 reports in
+// YAML tags and Go types.
+func foundOf(tag string) string {
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a section (key: value lines)"
+	case "int", "float":
+		return "a number"
+	case "bool":
+		return "true/false"
+	}
+	return "text"
+}
+
+func wantOf(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a section (key: value lines)"
+	case strings.Contains(goType, "int"):
+		return "a whole number"
+	case goType == "bool":
+		return "true or false"
+	case goType == "string":
+		return "text"
+	}
+	return "a section (key: value lines)"
+}
 
 // Parse decodes and validates config bytes; name is used in error messages.
 // All problems found are returned together (errors.Join of *Error).
@@ -260,6 +295,12 @@ func lineError(name, s string) *Error {
 		// yaml.v3 names Go types ("type config.Target"); an operator wants the key.
 		if i := strings.Index(msg, " not found in type "); i > 0 && strings.HasPrefix(msg, "field ") {
 			msg = "unknown key " + strconv.Quote(strings.TrimPrefix(msg[:i], "field "))
+		}
+		if m := yamlType.FindStringSubmatch(msg); m != nil {
+			msg = "expected " + wantOf(m[3]) + ", found " + foundOf(m[1])
+			if m[2] != "" {
+				msg += " " + m[2]
+			}
 		}
 		return &Error{File: name, Line: n, Msg: msg}
 	}

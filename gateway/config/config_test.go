@@ -166,3 +166,18 @@ func TestAuditExportErrorsNameTheField(t *testing.T) {
 		t.Fatalf("audit = %+v", c.Audit)
 	}
 }
+
+// Type errors speak of YAML shapes, not Go types.
+func TestTypeErrorsInOperatorWords(t *testing.T) {
+	tests := []struct{ from, to, want string }{
+		{"  name: test\n", "  name: [a, b]\n", "brana.yaml:3: expected text, found a list"},
+		{"gateway:\n  name: test\n  data_dir: data\n", "gateway: [1, 2]\n", "brana.yaml:2: expected a section (key: value lines), found a list"},
+		{"    address: 127.0.0.1:5020\n", "    address: 127.0.0.1:5020\n    max_connections: lots\n", "brana.yaml:8: expected a whole number, found text `lots`"},
+	}
+	for _, tt := range tests {
+		_, err := Parse("brana.yaml", []byte(strings.Replace(good, tt.from, tt.to, 1)))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("err = %v; want %q", err, tt.want)
+		}
+	}
+}
