@@ -87,9 +87,11 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	g = &Gateway{cfg: cfg, log: log, bootID: hex.EncodeToString(boot[:]), targets: make(map[string]*modbustarget.Target),
 		sessions: sessions.NewRegistry(), juris: j}
 	g.policy.Store(pol)
+	// "return nil, err" clears g before deferred calls run: close what was built.
+	built := g
 	defer func() {
 		if err != nil {
-			g.close()
+			built.close()
 		}
 	}()
 
