@@ -45,16 +45,55 @@ func TestDependencyDirection(t *testing.T) {
 	}
 }
 
+// outside lists, per package, the only modules from outside brana it may
+// import (non-test code); packages not listed are unrestricted. The
+// codecs, the policy and the simulators stay small and auditable this way,
+// and the simulators stay independent oracles.
+var outside = map[string][]string{
+	"protocols/modbus":    {},
+	"protocols/opclass":   {},
+	"protocols/opcua":     {"github.com/gopcua/opcua/ua", "github.com/gopcua/opcua/id"},
+	"policy":              {"github.com/gopcua/opcua/ua"},
+	"policy/geoip":        {"github.com/oschwald/maxminddb-golang/v2"},
+	"policy/bundle":       {"golang.org/x/mod/sumdb/note", "go.yaml.in/yaml/v3"},
+	"testbench/modbussim": {},
+	"testbench/opcuasim":  {"github.com/gopcua/opcua/"},
+	"gateway/sshlink":     {"golang.org/x/crypto/ssh"},
+}
+
+// inside lists, per package, the only brana packages it may import.
+var inside = map[string][]string{
+	"protocols/modbus":    {"protocols/opclass"},
+	"protocols/opcua":     {"protocols/opclass"},
+	"policy":              {"protocols/opclass", "protocols/modbus", "protocols/opcua"},
+	"testbench/modbussim": {},
+	"testbench/opcuasim":  {},
+	"gateway/sshlink":     {"gateway/atomicfile"},
+}
+
+func allowedBy(list []string, imp string) bool {
+	for _, a := range list {
+		if imp == a || (strings.HasSuffix(a, "/") && strings.HasPrefix(imp, a)) {
+			return true
+		}
+	}
+	return false
+}
+
 func under(name, prefix string) bool { return name == prefix || strings.HasPrefix(name, prefix+"/") }
 
 func forbidden(name, dep string, ours bool, imp string) string {
 	switch {
+	case ours && inside[name] != nil && !allowedBy(inside[name], dep):
+		return "not among the brana packages it may use: " + strings.Join(inside[name], ", ")
+	case !ours && strings.Contains(strings.Split(imp, "/")[0], ".") && outside[name] != nil && !allowedBy(outside[name], imp):
+		return "not among the outside modules it may use: " + strings.Join(outside[name], ", ")
 	case ours && under(dep, "cmd"):
 		return "nothing imports cmd"
 	case under(name, "protocols") && ours && !under(dep, "protocols"):
 		return "protocols are leaves: no gateway, policy or testbench"
-	case under(name, "protocols/modbus") && !ours && (imp == "net" || imp == "os" || imp == "log" || imp == "log/slog" || strings.Contains(imp, ".")):
-		return "the Modbus codec is pure: standard library only, no I/O"
+	case (under(name, "protocols/modbus") || under(name, "protocols/opcua")) && !ours && (imp == "net" || imp == "os" || imp == "log" || imp == "log/slog"):
+		return "protocol codecs are pure: no I/O, no logging"
 	case (under(name, "policy") || under(name, "firmware")) && ours && (under(dep, "gateway") || under(dep, "testbench")):
 		return "policy and firmware never import gateway or testbench"
 	case under(name, "testbench/modbussim") && ours:
