@@ -88,8 +88,8 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /v1/requests", a.auth([]string{RoleApprover, RoleRequester}, a.createRequest))
 	mux.Handle("GET /v1/requests/{id}", a.auth(all, a.getRequest))
 	mux.Handle("POST /v1/requests/{id}/approve", a.auth([]string{RoleApprover}, a.approve))
-	mux.Handle("POST /v1/requests/{id}/deny", a.auth([]string{RoleApprover}, a.deny))
-	mux.Handle("POST /v1/requests/{id}/revoke", a.auth([]string{RoleApprover}, a.revoke))
+	mux.Handle("POST /v1/requests/{id}/deny", a.auth([]string{RoleApprover}, a.noted("deny", (*approvals.Service).Deny)))
+	mux.Handle("POST /v1/requests/{id}/revoke", a.auth([]string{RoleApprover}, a.noted("revoke", (*approvals.Service).Revoke)))
 	mux.Handle("GET /v1/sessions", a.auth(all, a.listSessions))
 	mux.Handle("POST /v1/sessions/{id}/kill", a.auth([]string{RoleApprover}, a.kill))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -273,30 +273,20 @@ type NoteBody struct {
 	Note string `json:"note"`
 }
 
-func (a *api) deny(w http.ResponseWriter, r *http.Request) {
-	s := a.service(w)
-	if s == nil {
-		return
+// noted serves the decisions that take only a note: deny and revoke.
+func (a *api) noted(what string, do func(s *approvals.Service, id string, by approvals.Approver, note string) (approvals.Request, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := a.service(w)
+		if s == nil {
+			return
+		}
+		var b NoteBody
+		if !readJSON(w, r, &b) {
+			return
+		}
+		req, err := do(s, r.PathValue("id"), approver(r), b.Note)
+		a.decided(w, r, what, req, err)
 	}
-	var b NoteBody
-	if !readJSON(w, r, &b) {
-		return
-	}
-	req, err := s.Deny(r.PathValue("id"), approver(r), b.Note)
-	a.decided(w, r, "deny", req, err)
-}
-
-func (a *api) revoke(w http.ResponseWriter, r *http.Request) {
-	s := a.service(w)
-	if s == nil {
-		return
-	}
-	var b NoteBody
-	if !readJSON(w, r, &b) {
-		return
-	}
-	req, err := s.Revoke(r.PathValue("id"), approver(r), b.Note)
-	a.decided(w, r, "revoke", req, err)
 }
 
 func (a *api) decided(w http.ResponseWriter, r *http.Request, what string, req approvals.Request, err error) {
