@@ -71,6 +71,8 @@ func TestPolicyExplain(t *testing.T) {
 		{"ok/engineering-write", "engineering", "write:holding:100=500@1", []string{"allow", "feeder-setpoints"}},
 		{"fail/engineering-value", "engineering", "write:holding:100=9000@1", []string{"deny", "value"}},
 		{"ok/monitoring-read", "monitoring", "read:holding:0-9@1", []string{"allow", "monitoring-read"}},
+		{"held/prc-vendor-findings", "vendor-prc", "read:holding:0-1@1", []string{"admission: approval (step 3)", "established vendor-prc: CN (PRC", "once approved: allow by rule vendor-maintenance"}},
+		{"ok/allied-vendor", "vendor-de", "read:holding:0-1@1", []string{"admission: allow (step 6)", "allow by rule vendor-maintenance"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
