@@ -73,9 +73,11 @@ type asciiTransport struct{ *gbmodbus.ASCIIClientHandler }
 
 func (t asciiTransport) setUnit(u byte) { t.SlaveId = u }
 
+// unitState is lock-free: every request checks it, and a healthy unit
+// (downUntil 0) costs one atomic load.
 type unitState struct {
-	downUntil time.Time
-	probing   bool
+	downUntil atomic.Int64 // unix nanoseconds; 0 = answering
+	probing   atomic.Bool  // one request is testing a unit whose back-off ended
 }
 
 // Target is one downstream Modbus device or serial bus.
@@ -325,34 +327,29 @@ func (t *Target) markEnd() {
 
 // admitUnit fails fast for a unit in back-off, letting one probe through per period.
 func (t *Target) admitUnit(u byte) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	s := &t.units[u]
-	if s.downUntil.IsZero() || time.Now().After(s.downUntil) && !s.probing {
-		if !s.downUntil.IsZero() {
-			s.probing = true
-		}
+	d := s.downUntil.Load()
+	if d == 0 {
 		return true
 	}
-	return false
+	if time.Now().UnixNano() < d {
+		return false
+	}
+	return s.probing.CompareAndSwap(false, true)
 }
 
-func (t *Target) releaseProbe(u byte) {
-	t.mu.Lock()
-	t.units[u].probing = false
-	t.mu.Unlock()
-}
+func (t *Target) releaseProbe(u byte) { t.units[u].probing.Store(false) }
 
 func (t *Target) unitOK(u byte) {
-	t.mu.Lock()
-	t.units[u] = unitState{}
-	t.mu.Unlock()
+	s := &t.units[u]
+	if s.downUntil.Load() != 0 {
+		s.downUntil.Store(0)
+		s.probing.Store(false)
+	}
 }
 
 func (t *Target) unitFailed(u byte) {
-	t.mu.Lock()
-	t.units[u].downUntil = time.Now().Add(t.cfg.DeadUnitBackoff.D())
-	t.mu.Unlock()
+	t.units[u].downUntil.Store(time.Now().Add(t.cfg.DeadUnitBackoff.D()).UnixNano())
 	t.log.Warn("unit not answering; failing its requests fast", "unit", u, "backoff", t.cfg.DeadUnitBackoff.D())
 }
 
