@@ -9,7 +9,7 @@ import (
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
-	"github.com/brana-ot/brana/gateway/modbusrelay"
+	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
 )
 
@@ -40,7 +40,7 @@ func (g *Gateway) openApprovals() error {
 			}
 			return partyInfo(p), true
 		},
-		KnownTarget: func(name string) bool { _, ok := g.targets[name]; return ok },
+		KnownTarget: func(name string) bool { _, m := g.targets[name]; _, o := g.opcua[name]; return m || o },
 	})
 	if err != nil {
 		return err
@@ -86,7 +86,7 @@ func (g *Gateway) warnSessions(ev approvals.Event) {
 }
 
 // admit decides whether a session may start, and on what terms.
-func (g *Gateway) admit(p *policy.Party, id modbusrelay.Identity) policy.Admission {
+func (g *Gateway) admit(p *policy.Party, id sessions.Identity) policy.Admission {
 	sig := g.juris.signals(id.Source)
 	sig.CertCountry = id.CertCountry
 	return g.policy.Load().Admit(p, sig)

@@ -29,6 +29,8 @@ import (
 	"github.com/brana-ot/brana/gateway/mbtls"
 	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/gateway/modbustarget"
+	"github.com/brana-ot/brana/gateway/opcuarelay"
+	"github.com/brana-ot/brana/gateway/opcuatarget"
 	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/gateway/sshlink"
 	"github.com/brana-ot/brana/policy"
@@ -51,10 +53,14 @@ type Gateway struct {
 	policy   atomic.Pointer[policy.Policy]
 	sessions *sessions.Registry
 	targets  map[string]*modbustarget.Target
+	opcua    map[string]*opcuatarget.Target
+	opcuaID  opcuatarget.Identity
 
-	servers   []*modbusrelay.Server
-	listeners []net.Listener
-	exporters []*auditexport.Forwarder
+	servers    []*modbusrelay.Server
+	listeners  []net.Listener
+	opcServers []*opcuarelay.Server
+	opcLns     []net.Listener
+	exporters  []*auditexport.Forwarder
 
 	juris     *jurisdiction
 	approvals *approvals.Service
@@ -144,11 +150,17 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	}
 
 	for _, tc := range cfg.Targets {
+		if tc.Protocol == "opcua" {
+			continue
+		}
 		t, err := modbustarget.New(tc, log)
 		if err != nil {
 			return nil, err
 		}
 		g.targets[tc.Name] = t
+	}
+	if err := g.openOPCUATargets(); err != nil {
+		return nil, err
 	}
 	if err := g.openApprovals(); err != nil {
 		return nil, err
@@ -185,6 +197,12 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		g.tlsLns = append(g.tlsLns, ln)
 	}
 	for _, lc := range cfg.Listeners {
+		if lc.Protocol == "opcua" {
+			if err := g.listenOPCUA(lc); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		s, err := modbusrelay.New(lc, deps)
 		if err != nil {
 			return nil, err
@@ -249,6 +267,11 @@ func (g *Gateway) Addr(listener string) net.Addr {
 			return g.listeners[i].Addr()
 		}
 	}
+	for i, s := range g.opcServers {
+		if s.Name() == listener {
+			return g.opcLns[i].Addr()
+		}
+	}
 	return nil
 }
 
@@ -308,7 +331,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: audit log: %w", err)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(g.servers)+len(g.tls)+1)
+	errs := make(chan error, len(g.servers)+len(g.opcServers)+len(g.tls)+1)
 	exportCtx, stopExport := context.WithCancel(context.WithoutCancel(ctx))
 	var exportWG sync.WaitGroup
 	for _, f := range g.exporters {
@@ -323,6 +346,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for i, s := range g.servers {
 		ln := g.listeners[i]
 		g.log.Info("listening", "listener", s.Name(), "address", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Serve(ctx, ln); err != nil {
+				errs <- fmt.Errorf("listener %s: %w", s.Name(), err)
+			}
+		}()
+	}
+	for i, s := range g.opcServers {
+		ln := g.opcLns[i]
+		g.log.Info("listening", "listener", s.Name(), "protocol", "opcua", "address", ln.Addr().String())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -402,6 +436,9 @@ func (g *Gateway) lifecycle(t audit.Type, detail string) {
 
 func (g *Gateway) close() {
 	for _, ln := range g.listeners {
+		ln.Close()
+	}
+	for _, ln := range g.opcLns {
 		ln.Close()
 	}
 	for _, t := range g.targets {

@@ -15,24 +15,34 @@ import (
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/modbusrelay"
+	"github.com/brana-ot/brana/gateway/opcuarelay"
+	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/gateway/sshlink"
 	"github.com/brana-ot/brana/policy"
 	"github.com/brana-ot/brana/protocols/opclass"
 )
 
-// modbusPort is the port a vendor names in `ssh -L …:TARGET:502` for a Modbus target.
-const modbusPort = 502
+// The ports a vendor names in `ssh -L …:TARGET:PORT`: 502 for a Modbus
+// target, 4840 for an OPC UA target.
+const (
+	modbusPort = 502
+	opcuaPort  = 4840
+)
 
 // vendorSSH connects the SSH endpoint to the policy, the approvals and the
 // in-process Modbus terminator of each target: a forwarded channel is
 // served like any Modbus session, never dialled anywhere.
 type vendorSSH struct {
 	g      *Gateway
-	relays map[string]*modbusrelay.Server // one per target
+	relays map[string]*modbusrelay.Server // one per Modbus target
+	opcua  map[string]*opcuarelay.Server  // one per OPC UA target
 }
 
 func newVendorSSH(g *Gateway, deps modbusrelay.Deps) (*vendorSSH, error) {
-	v := &vendorSSH{g: g, relays: make(map[string]*modbusrelay.Server)}
+	v := &vendorSSH{g: g, relays: make(map[string]*modbusrelay.Server), opcua: make(map[string]*opcuarelay.Server)}
+	for name, t := range g.opcua {
+		v.opcua[name] = opcuarelay.New(opcuarelay.Options{Name: "ssh-" + name, MaxConnections: 64}, t, g.opcuaDeps())
+	}
 	for name := range g.targets {
 		s, err := modbusrelay.New(config.Listener{Name: "ssh-" + name, Protocol: "modbus", MaxConnections: 1 << 16,
 			Routes: []config.Route{{Target: name}}}, deps)
@@ -63,6 +73,9 @@ func (v *vendorSSH) TargetPort(name string) (uint32, bool) {
 	if _, ok := v.g.targets[name]; ok {
 		return modbusPort, true
 	}
+	if _, ok := v.g.opcua[name]; ok {
+		return opcuaPort, true
+	}
 	return 0, false
 }
 
@@ -73,7 +86,7 @@ func (v *vendorSSH) Admit(ctx context.Context, id sshlink.Identity, target strin
 	if p == nil {
 		return sshlink.Admission{Verdict: sshlink.Deny, Reason: "not enrolled"}
 	}
-	adm := v.g.admit(p, modbusrelay.Identity{Party: p, Source: id.Source.String(), Via: id.Via()})
+	adm := v.g.admit(p, sessions.Identity{Party: p, Source: id.Source.String(), Via: id.Via()})
 	switch adm.Verdict {
 	case policy.Deny:
 		return sshlink.Admission{Verdict: sshlink.Deny, Reason: "refused by policy (" + adm.Reason + ")"}
@@ -126,7 +139,12 @@ func (v *vendorSSH) Serve(ctx context.Context, id sshlink.Identity, target strin
 		ch.Close()
 		return
 	}
-	v.relays[target].ServeStream(ctx, ch, modbusrelay.Identity{Party: p, Source: id.Source.String(), Via: id.Via()})
+	who := sessions.Identity{Party: p, Source: id.Source.String(), Via: id.Via()}
+	if o, ok := v.opcua[target]; ok {
+		o.ServeStream(ctx, ch, who)
+		return
+	}
+	v.relays[target].ServeStream(ctx, ch, who)
 }
 
 const sshUsage = `commands:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/brana-ot/brana/protocols/modbus"
 	"github.com/brana-ot/brana/protocols/opclass"
+	"github.com/brana-ot/brana/protocols/opcua"
 )
 
 // Signals are what the gateway knows about one session at run time. The
@@ -358,16 +359,33 @@ func conflictPhrase(f *Finding) string {
 // decide. A program-class request needs an approved grant whatever the
 // admission. Like DecideModbus it is pure and does not allocate.
 func (p *Policy) DecideAdmitted(a *Admission, approved bool, party *Party, target string, req *modbus.Request) (*Rule, error) {
-	switch {
-	case a == nil || a.Verdict == Deny:
-		return nil, &p.notAdmitted
-	case a.Verdict == Approval && !approved:
-		return nil, &p.needsApproval
-	case req.Class == opclass.Program && !approved:
-		// Loading logic or firmware always needs a grant that names program.
-		return nil, &p.needsApproval
+	if d := p.admitted(a, approved, req.Class); d != nil {
+		return nil, d
 	}
 	return p.DecideModbus(party, target, req)
+}
+
+// DecideOPCUAAdmitted is DecideAdmitted for one element of an OPC UA
+// request: the session's admission and grant first, then DecideOPCUA.
+func (p *Policy) DecideOPCUAAdmitted(a *Admission, approved bool, party *Party, target string, ns *opcua.NamespaceMap, e *opcua.Element) (*Rule, error) {
+	if d := p.admitted(a, approved, e.Class); d != nil {
+		return nil, d
+	}
+	return p.DecideOPCUA(party, target, ns, e)
+}
+
+// admitted is the part of the decision that comes before the rules.
+func (p *Policy) admitted(a *Admission, approved bool, class opclass.Class) *Denial {
+	switch {
+	case a == nil || a.Verdict == Deny:
+		return &p.notAdmitted
+	case a.Verdict == Approval && !approved:
+		return &p.needsApproval
+	case class == opclass.Program && !approved:
+		// Loading logic or firmware always needs a grant that names program.
+		return &p.needsApproval
+	}
+	return nil
 }
 
 // ReviewDue reports whether the evidence of party, or of a controller up

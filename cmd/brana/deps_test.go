@@ -50,25 +50,27 @@ func TestDependencyDirection(t *testing.T) {
 // codecs, the policy and the simulators stay small and auditable this way,
 // and the simulators stay independent oracles.
 var outside = map[string][]string{
-	"protocols/modbus":    {},
-	"protocols/opclass":   {},
-	"protocols/opcua":     {"github.com/gopcua/opcua/ua", "github.com/gopcua/opcua/id"},
-	"policy":              {"github.com/gopcua/opcua/ua"},
-	"policy/geoip":        {"github.com/oschwald/maxminddb-golang/v2"},
-	"policy/bundle":       {"golang.org/x/mod/sumdb/note", "go.yaml.in/yaml/v3"},
-	"testbench/modbussim": {},
-	"testbench/opcuasim":  {"github.com/gopcua/opcua/"},
-	"gateway/sshlink":     {"golang.org/x/crypto/ssh"},
+	"protocols/modbus":        {},
+	"protocols/opclass":       {},
+	"protocols/opcua":         {"github.com/gopcua/opcua/ua", "github.com/gopcua/opcua/id"},
+	"protocols/opcua/secconv": {},
+	"policy":                  {"github.com/gopcua/opcua/ua"},
+	"policy/geoip":            {"github.com/oschwald/maxminddb-golang/v2"},
+	"policy/bundle":           {"golang.org/x/mod/sumdb/note", "go.yaml.in/yaml/v3"},
+	"testbench/modbussim":     {},
+	"testbench/opcuasim":      {"github.com/gopcua/opcua/"},
+	"gateway/sshlink":         {"golang.org/x/crypto/ssh"},
 }
 
 // inside lists, per package, the only brana packages it may import.
 var inside = map[string][]string{
-	"protocols/modbus":    {"protocols/opclass"},
-	"protocols/opcua":     {"protocols/opclass"},
-	"policy":              {"protocols/opclass", "protocols/modbus", "protocols/opcua"},
-	"testbench/modbussim": {},
-	"testbench/opcuasim":  {},
-	"gateway/sshlink":     {"gateway/atomicfile"},
+	"protocols/modbus":        {"protocols/opclass"},
+	"protocols/opcua":         {"protocols/opclass"},
+	"protocols/opcua/secconv": {},
+	"policy":                  {"protocols/opclass", "protocols/modbus", "protocols/opcua"},
+	"testbench/modbussim":     {},
+	"testbench/opcuasim":      {},
+	"gateway/sshlink":         {"gateway/atomicfile"},
 }
 
 func allowedBy(list []string, imp string) bool {

@@ -55,6 +55,12 @@ type Record struct {
 	Values   []uint16 // at most MaxValues are recorded
 	NValues  int
 
+	// OPC UA: the service, and one item per element of its request (at
+	// most MaxValues are recorded; NItems is always exact).
+	Service string
+	Items   []Item
+	NItems  int
+
 	Decision  string // allow | deny | invalid | held
 	Rule      string
 	Grant     string // the approved access request a command ran under
@@ -73,10 +79,28 @@ type Record struct {
 	Sig      string
 }
 
+// Item is one element of an OPC UA request: what it names, what it writes,
+// and how it was decided and answered.
+type Item struct {
+	Node     string // NodeId; for Call, object and method as "obj/method"
+	Attr     string // attribute, for Read, Write and monitored items
+	Range    string // IndexRange, when given
+	Value    string // written value or call arguments, cut to MaxItemValue bytes
+	Class    string
+	Decision string // allow | deny | held
+	Rule     string
+	Reason   string
+	Status   string // the OPC UA status code answered for this element
+}
+
+// MaxItemValue bounds a written value's text in an Item.
+const MaxItemValue = 96
+
 // Reset clears r for reuse without allocating.
 func (r *Record) Reset() {
 	vals := r.Values[:0]
-	*r = Record{Unit: -1, Func: -1, Sub: -1, Values: vals}
+	items := r.Items[:0]
+	*r = Record{Unit: -1, Func: -1, Sub: -1, Values: vals, Items: items}
 }
 
 // appendJSON encodes r as one JSON object followed by a newline.
@@ -125,6 +149,30 @@ func (r *Record) appendJSON(b []byte, seq uint64, prev *[32]byte) []byte {
 		}
 		b = append(b, ']')
 		b = appendInt(b, "n_values", r.NValues, true)
+	}
+	b = appendStr(b, "service", r.Service)
+	if r.NItems > 0 {
+		b = append(b, `,"items":[`...)
+		for i := range r.Items {
+			it := &r.Items[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"i":`...)
+			b = strconv.AppendInt(b, int64(i), 10)
+			b = appendStr(b, "node", it.Node)
+			b = appendStr(b, "attr", it.Attr)
+			b = appendStr(b, "range", it.Range)
+			b = appendStr(b, "value", it.Value)
+			b = appendStr(b, "class", it.Class)
+			b = appendStr(b, "decision", it.Decision)
+			b = appendStr(b, "rule", it.Rule)
+			b = appendStr(b, "reason", it.Reason)
+			b = appendStr(b, "status", it.Status)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+		b = appendInt(b, "n_items", r.NItems, true)
 	}
 	b = appendStr(b, "decision", r.Decision)
 	b = appendStr(b, "rule", r.Rule)

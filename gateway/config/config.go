@@ -105,12 +105,21 @@ func parseSize(v string) (int64, error) {
 // Listener is an upstream endpoint that clients (SCADA, vendor tools) connect to.
 type Listener struct {
 	Name           string   `yaml:"name"`
-	Protocol       string   `yaml:"protocol"` // modbus
+	Protocol       string   `yaml:"protocol"` // modbus | opcua
 	Address        string   `yaml:"address"`  // host:port
 	MaxConnections int      `yaml:"max_connections"`
 	IdleTimeout    Duration `yaml:"idle_timeout"`
-	Routes         []Route  `yaml:"routes"`
+	Routes         []Route  `yaml:"routes"` // modbus
+
+	// opcua: the one target behind the listener. Its endpoint offers
+	// security None only, so it binds to loopback unless AcceptRisk says
+	// in so many words that OPC UA crosses the network unprotected.
+	Target     string `yaml:"target"`
+	AcceptRisk string `yaml:"accept_risk"`
 }
+
+// OPCUARisk is the only accepted value of a listener's accept_risk.
+const OPCUARisk = "unencrypted OPC UA on the network"
 
 // Route sends requests for some upstream unit ids to a target.
 type Route struct {
@@ -123,8 +132,18 @@ type Route struct {
 type Target struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
-	Protocol    string `yaml:"protocol"`  // modbus
-	Transport   string `yaml:"transport"` // tcp | rtu | ascii
+	Protocol    string `yaml:"protocol"`  // modbus | opcua
+	Transport   string `yaml:"transport"` // modbus: tcp | rtu | ascii
+
+	// opcua: brana is an OPC UA client of the PLC, with its own
+	// application certificate and credentials the vendor never sees.
+	Endpoint       string `yaml:"endpoint"`        // opc.tcp://host:port[/path]
+	SecurityPolicy string `yaml:"security_policy"` // auto (the strongest offered) | None | Basic256Sha256 | Aes128_Sha256_RsaOaep | Aes256_Sha256_RsaPss
+	SecurityMode   string `yaml:"security_mode"`   // auto (SignAndEncrypt where offered) | None | Sign | SignAndEncrypt
+	Username       string `yaml:"username"`        // empty: anonymous
+	PasswordFile   string `yaml:"password_file"`   // the PLC password, one line; relative to the config file
+	MaxSessions    int    `yaml:"max_sessions"`    // sessions brana opens to the PLC at once (one per vendor session), default 4
+	MaxPublish     int    `yaml:"max_publish"`     // outstanding Publish requests per session, default 3
 
 	Address string `yaml:"address"` // tcp: host:port
 
@@ -492,8 +511,19 @@ func (c *Config) validate() []*Error {
 		if t.Protocol == "" {
 			t.Protocol = "modbus"
 		}
-		if t.Protocol != "modbus" {
-			bad(f+".protocol", "%q is not supported (modbus)", t.Protocol)
+		switch t.Protocol {
+		case "modbus":
+			for _, k := range []struct{ name, v string }{{"endpoint", t.Endpoint}, {"security_policy", t.SecurityPolicy},
+				{"security_mode", t.SecurityMode}, {"username", t.Username}, {"password_file", t.PasswordFile}} {
+				if k.v != "" {
+					bad(f+"."+k.name, "only for opcua targets")
+				}
+			}
+		case "opcua":
+			checkOPCUATarget(t, f, bad)
+			continue
+		default:
+			bad(f+".protocol", "%q is not supported (modbus, opcua)", t.Protocol)
 		}
 		switch t.Transport {
 		case "tcp":
@@ -597,11 +627,19 @@ func (c *Config) validate() []*Error {
 		if l.Protocol == "" {
 			l.Protocol = "modbus"
 		}
-		if l.Protocol != "modbus" {
-			bad(f+".protocol", "%q is not supported (modbus)", l.Protocol)
-		}
 		if _, _, err := net.SplitHostPort(l.Address); err != nil {
 			bad(f+".address", "%q is not host:port", l.Address)
+		}
+		switch l.Protocol {
+		case "modbus":
+			if l.Target != "" || l.AcceptRisk != "" {
+				bad(f+".target", "only for opcua listeners; a Modbus listener has routes")
+			}
+		case "opcua":
+			checkOPCUAListener(l, f, c.Targets, targets, bad)
+			continue
+		default:
+			bad(f+".protocol", "%q is not supported (modbus, opcua)", l.Protocol)
 		}
 		if l.MaxConnections == 0 {
 			l.MaxConnections = 64
@@ -618,8 +656,10 @@ func (c *Config) validate() []*Error {
 		seen := make(map[int]int)
 		for j, r := range l.Routes {
 			rf := fmt.Sprintf("%s.routes[%d]", f, j)
-			if _, ok := targets[r.Target]; !ok {
+			if ti, ok := targets[r.Target]; !ok {
 				bad(rf+".target", "%q is not a configured target", r.Target)
+			} else if c.Targets[ti].Protocol != "modbus" {
+				bad(rf+".target", "%q is an %s target; a Modbus listener routes to Modbus targets", r.Target, c.Targets[ti].Protocol)
 			}
 			units := r.Units
 			if len(units) == 0 {

@@ -170,12 +170,7 @@ type deadliner interface {
 }
 
 // Identity says who is on a stream and how that was established.
-type Identity struct {
-	Party       *policy.Party
-	Source      string // client address, host:port
-	Via         string // "source network", "ssh key SHA256:…", "ssh certificate …", "tls certificate …"
-	CertCountry string // subject country of a client certificate, for the jurisdiction signals
-}
+type Identity = sessions.Identity
 
 // refuse audits a connection that is not let in, then closes it.
 func (s *Server) refuse(rw io.Closer, src string, p *policy.Party, reason, detail string) {

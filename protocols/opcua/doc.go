@@ -3,8 +3,21 @@
 // that the OPC UA terminator can ask policy about every node a request touches
 // and answer Bad_UserAccessDenied for exactly the refused entries. It does no
 // I/O, no logging and no policy: the terminator owns the secure channels and
-// sessions (it decodes with gopcua's ua package and hands the request here),
-// the policy engine decides, and this package only describes.
+// sessions (it hands each message body to [DecodeRequest] and the request to
+// [Classifier.Classify]), the policy engine decides, and this package only
+// describes.
+//
+// Untrusted bytes reach gopcua's ua package only through [DecodeRequest] and
+// [DecodeResponse]. gopcua v0.8.0's ua.Decode allocates an array before it
+// reads an element (a forged count of 2^31 costs gigabytes), panics on a
+// Variant array length below -1 and recurses without limit, so these walk
+// the body first, mirroring the decoder, and refuse it ([CodecError],
+// Bad_DecodingError) unless every count is backed by elements that are
+// present, the nesting stays within a fixed limit and gopcua can encode the
+// result again as it was sent (they also refuse ExtensionObjects of types
+// gopcua does not know, Bad_DataTypeIdUnknown, whose bodies it would drop).
+// [EncodeRequest] and [EncodeResponse] likewise refuse values gopcua would
+// encode wrongly, such as a nil header, instead of sending a corrupt message.
 //
 // Specifications:
 //   - OPC 10000-4 (Services): the service sets and their request parameters

@@ -1,8 +1,11 @@
 package opcua
 
 import (
+	"runtime"
+	"fmt"
+	"os"
+	"bytes"
 	"encoding/binary"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -307,8 +310,8 @@ func FuzzClassify(f *testing.F) {
 			return
 		}
 		req := fuzzTypes[int(kind)%len(fuzzTypes)]()
-		if decodeHazard(data, reflect.TypeOf(req).Elem()) {
-			return // gopcua v0.8.0 would allocate far past the input or panic
+		if checkBody(data, reflect.TypeOf(req)) != nil {
+			return // DecodeRequest refuses it: gopcua might allocate far past the input or panic
 		}
 		cl := c
 		if _, err := ua.Decode(data, req); err != nil {
@@ -332,296 +335,9 @@ func TestFuzzSeedsClassify(t *testing.T) {
 	}
 }
 
-// decodeHazard reports whether ua.Decode of gopcua v0.8.0 could allocate far
-// more than len(b) (an array count beyond the remaining input, which it
-// allocates before reading an element) or panic (a Variant array length
-// below -1) on b decoded as t. It mirrors the decoder's walk: reflection over
-// structs, slices and primitives, and the hand-written Decode methods of
-// Variant, DataValue and ExtensionObject, whose bodies it walks as the
-// registered type. Truncated input is no hazard in itself: the decoder stops
-// at the first element or field that does not fit.
-// This is a test guard, not a validator: the terminator needs one of its own
-// before it hands untrusted bytes to ua.Decode.
-func decodeHazard(b []byte, t reflect.Type) bool {
-	w := walker{}
-	w.walk(b, t, 0)
-	return w.hazard
-}
-
-type walker struct{ hazard bool }
-
-var errStop = errors.New("stop")
-
-// bigCount is the largest array count the guard lets through beyond the
-// remaining input: the allocation it causes stays small.
-const bigCount = 1 << 12
-
-var (
-	typNodeID   = reflect.TypeOf(ua.NodeID{})
-	typExpanded = reflect.TypeOf(ua.ExpandedNodeID{})
-	typExt      = reflect.TypeOf(ua.ExtensionObject{})
-	typVariant  = reflect.TypeOf(ua.Variant{})
-	typDV       = reflect.TypeOf(ua.DataValue{})
-	typDiag     = reflect.TypeOf(ua.DiagnosticInfo{})
-	typLT       = reflect.TypeOf(ua.LocalizedText{})
-	typGUID     = reflect.TypeOf(ua.GUID{})
-	typTime     = reflect.TypeOf(time.Time{})
-)
-
-func (w *walker) walk(b []byte, t reflect.Type, depth int) (int, error) {
-	if w.hazard || depth > 200 {
-		w.hazard = w.hazard || depth > 200
-		return 0, errStop
-	}
-	switch t {
-	case typNodeID:
-		return new(ua.NodeID).Decode(b)
-	case typExpanded:
-		return new(ua.ExpandedNodeID).Decode(b)
-	case typLT:
-		return new(ua.LocalizedText).Decode(b)
-	case typDiag:
-		return new(ua.DiagnosticInfo).Decode(b)
-	case typGUID:
-		return fixed(b, 16)
-	case typTime:
-		return fixed(b, 8)
-	case typVariant:
-		return w.variant(b, depth)
-	case typDV:
-		return w.dataValue(b, depth)
-	case typExt:
-		return w.extension(b, depth)
-	}
-	switch t.Kind() {
-	case reflect.Bool, reflect.Int8, reflect.Uint8:
-		return fixed(b, 1)
-	case reflect.Int16, reflect.Uint16:
-		return fixed(b, 2)
-	case reflect.Int32, reflect.Uint32, reflect.Float32:
-		return fixed(b, 4)
-	case reflect.Int64, reflect.Uint64, reflect.Float64:
-		return fixed(b, 8)
-	case reflect.String:
-		return bytesField(b)
-	case reflect.Pointer:
-		return w.walk(b, t.Elem(), depth+1)
-	case reflect.Struct:
-		pos := 0
-		for i := range t.NumField() {
-			n, err := w.walk(b[pos:], t.Field(i).Type, depth+1)
-			if err != nil {
-				return pos, err
-			}
-			pos += n
-		}
-		return pos, nil
-	case reflect.Slice:
-		if len(b) < 4 {
-			return 0, errStop
-		}
-		n := binary.LittleEndian.Uint32(b)
-		if n == 0xffffffff {
-			return 4, nil
-		}
-		if t.Elem().Kind() == reflect.Uint8 {
-			return bytesField(b)
-		}
-		if int64(n) > int64(len(b)-4) && n > bigCount {
-			w.hazard = true
-			return 0, errStop
-		}
-		// A count beyond the input is decoded element by element until the
-		// input runs out, so the elements are walked all the same.
-		pos := 4
-		for range n {
-			m, err := w.walk(b[pos:], t.Elem(), depth+1)
-			if err != nil {
-				return pos, err
-			}
-			pos += m
-		}
-		return pos, nil
-	}
-	w.hazard = true // a kind the request types do not use: be safe
-	return 0, errStop
-}
-
-func fixed(b []byte, n int) (int, error) {
-	if len(b) < n {
-		return 0, errStop
-	}
-	return n, nil
-}
-
-// bytesField walks a String or ByteString: a length, -1 for null, and bytes.
-func bytesField(b []byte) (int, error) {
-	if len(b) < 4 {
-		return 0, errStop
-	}
-	n := binary.LittleEndian.Uint32(b)
-	if n == 0 || n == 0xffffffff {
-		return 4, nil
-	}
-	if int64(n) > int64(len(b)-4) {
-		return 0, errStop
-	}
-	return 4 + int(n), nil
-}
-
-// variantSize is the encoded size of the fixed-size Variant built-in types.
-var variantSize = map[byte]int{1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 4, 8: 8, 9: 8, 10: 4, 11: 8, 13: 8, 14: 16, 19: 4}
-
-func (w *walker) variantValue(b []byte, typ byte, depth int) (int, error) {
-	if n, ok := variantSize[typ]; ok {
-		return fixed(b, n)
-	}
-	switch typ {
-	case 12, 15, 16: // String, ByteString, XmlElement
-		return bytesField(b)
-	case 17:
-		return w.walk(b, typNodeID, depth+1)
-	case 18:
-		return w.walk(b, typExpanded, depth+1)
-	case 20: // QualifiedName
-		return w.walk(b, reflect.TypeOf(ua.QualifiedName{}), depth+1)
-	case 21:
-		return w.walk(b, typLT, depth+1)
-	case 22:
-		return w.walk(b, typExt, depth+1)
-	case 23:
-		return w.walk(b, typDV, depth+1)
-	case 24:
-		return w.walk(b, typVariant, depth+1)
-	case 25:
-		return w.walk(b, typDiag, depth+1)
-	}
-	return 0, errStop // the decoder refuses the type id
-}
-
-func (w *walker) variant(b []byte, depth int) (int, error) {
-	if len(b) < 1 {
-		return 0, errStop
-	}
-	mask := b[0]
-	typ := mask & 0x3f
-	if typ == 0 {
-		return 1, nil
-	}
-	if typ > 25 {
-		return 0, errStop
-	}
-	pos := 1
-	if mask&0x80 == 0 {
-		n, err := w.variantValue(b[pos:], typ, depth)
-		return pos + n, err
-	}
-	if len(b) < pos+4 {
-		return 0, errStop
-	}
-	n := int32(binary.LittleEndian.Uint32(b[pos:]))
-	pos += 4
-	switch {
-	case n > int32(ua.MaxVariantArrayLength):
-		return 0, errStop // refused before allocating
-	case n < -1:
-		w.hazard = true // reflect.MakeSlice: negative len
-		return 0, errStop
-	}
-	for range max(n, 0) {
-		m, err := w.variantValue(b[pos:], typ, depth)
-		if err != nil {
-			return pos, err
-		}
-		pos += m
-	}
-	if mask&0x40 != 0 {
-		if len(b) < pos+4 {
-			return 0, errStop
-		}
-		dims := int32(binary.LittleEndian.Uint32(b[pos:]))
-		pos += 4
-		if dims < 0 {
-			return 0, errStop
-		}
-		if int64(dims)*4 > int64(len(b)-pos) {
-			w.hazard = dims > bigCount
-			return 0, errStop
-		}
-		pos += 4 * int(dims)
-	}
-	return pos, nil
-}
-
-func (w *walker) dataValue(b []byte, depth int) (int, error) {
-	if len(b) < 1 {
-		return 0, errStop
-	}
-	mask, pos := b[0], 1
-	if mask&ua.DataValueValue != 0 {
-		n, err := w.variant(b[pos:], depth+1)
-		if err != nil {
-			return pos, err
-		}
-		pos += n
-	}
-	for _, f := range []struct {
-		bit  byte
-		size int
-	}{{ua.DataValueStatusCode, 4}, {ua.DataValueSourceTimestamp, 8}, {ua.DataValueSourcePicoseconds, 2},
-		{ua.DataValueServerTimestamp, 8}, {ua.DataValueServerPicoseconds, 2}} {
-		if mask&f.bit != 0 {
-			if len(b) < pos+f.size {
-				return 0, errStop
-			}
-			pos += f.size
-		}
-	}
-	return pos, nil
-}
-
-// extension walks an ExtensionObject: its body is decoded as the type
-// registered for its TypeId, which the guard learns by letting gopcua decode
-// the same header over a one-byte body of zero (harmless: every count is 0).
-func (w *walker) extension(b []byte, depth int) (int, error) {
-	idLen, err := new(ua.ExpandedNodeID).Decode(b)
-	if err != nil {
-		return 0, errStop
-	}
-	pos := idLen
-	if len(b) < pos+1 {
-		return 0, errStop
-	}
-	mask := b[pos]
-	pos++
-	if mask == ua.ExtensionObjectEmpty {
-		return pos, nil
-	}
-	if len(b) < pos+4 {
-		return 0, errStop
-	}
-	n := binary.LittleEndian.Uint32(b[pos:])
-	pos += 4
-	if n == 0 || n == 0xffffffff {
-		return pos, nil
-	}
-	if int64(n) > int64(len(b)-pos) {
-		return 0, errStop
-	}
-	body := b[pos : pos+int(n)]
-	if mask != ua.ExtensionObjectXML { // gopcua decodes any other mask as binary
-		probe := append(append([]byte(nil), b[:idLen]...), ua.ExtensionObjectBinary, 1, 0, 0, 0, 0)
-		var e ua.ExtensionObject
-		_, _ = e.Decode(probe)
-		if e.Value != nil {
-			w.walk(body, reflect.TypeOf(e.Value), depth+1)
-		}
-	}
-	return pos + int(n), nil
-}
-
-// The fuzz guard must see the two ways gopcua v0.8.0's decoder fails on
-// small hostile input, and must let real requests through.
+// The production guard must see the two ways gopcua v0.8.0's decoder fails
+// on small hostile input, tell them from plain truncation, and let real
+// requests through.
 func TestDecodeHazard(t *testing.T) {
 	h, err := ua.Encode(hdr())
 	if err != nil {
@@ -635,21 +351,23 @@ func TestDecodeHazard(t *testing.T) {
 		}
 		return b
 	}
-	readT := reflect.TypeOf(ua.ReadRequest{})
-	callT := reflect.TypeOf(ua.CallRequest{})
+	readT := reflect.TypeOf(new(ua.ReadRequest))
+	callT := reflect.TypeOf(new(ua.CallRequest))
 	tests := []struct {
 		name   string
 		data   []byte
 		t      reflect.Type
-		hazard bool
+		hazard bool // refused as a hazard
+		ok     bool // accepted
 	}{
 		// MaxAge, TimestampsToReturn, then a NodesToRead count of 2^29.
-		{"fail/huge-array-count", cat(h, make([]byte, 12), le(1<<29)), readT, true},
+		{"fail/huge-array-count", cat(h, make([]byte, 12), le(1<<29)), readT, true, false},
 		// One CallMethodRequest with null ObjectId and MethodId (two-byte
 		// i=0) and one InputArgument: an Int32 array of length -2.
-		{"fail/negative-variant-array", cat(h, le(1), []byte{0, 0, 0, 0}, le(1), []byte{0x86}, le(0xfffffffe)), callT, true},
-		{"ok/small-count-beyond-input", cat(h, make([]byte, 12), le(3)), readT, false},
-		{"ok/null-array", cat(h, make([]byte, 12), le(0xffffffff)), readT, false},
+		{"fail/negative-variant-array", cat(h, le(1), []byte{0, 0, 0, 0}, le(1), []byte{0x86}, le(0xfffffffe)), callT, true, false},
+		// Refused, but only as truncated: gopcua's allocation stays small.
+		{"fail/small-count-beyond-input", cat(h, make([]byte, 12), le(3)), readT, false, false},
+		{"ok/null-array", cat(h, make([]byte, 12), le(0xffffffff)), readT, false, true},
 	}
 	for _, req := range richSeeds() {
 		b, err := ua.Encode(req)
@@ -661,12 +379,14 @@ func TestDecodeHazard(t *testing.T) {
 			data   []byte
 			t      reflect.Type
 			hazard bool
-		}{"ok/seed-" + reflect.TypeOf(req).Elem().Name(), b, reflect.TypeOf(req).Elem(), false})
+			ok     bool
+		}{"ok/seed-" + reflect.TypeOf(req).Elem().Name(), b, reflect.TypeOf(req), false, true})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := decodeHazard(tt.data, tt.t); got != tt.hazard {
-				t.Fatalf("decodeHazard = %v; want %v", got, tt.hazard)
+			err := checkBody(tt.data, tt.t)
+			if (err == nil) != tt.ok || (err != nil && err.hazard != tt.hazard) {
+				t.Fatalf("checkBody = %+v; want ok %v, hazard %v", err, tt.ok, tt.hazard)
 			}
 		})
 	}
@@ -681,4 +401,104 @@ func TestDecodeHazard(t *testing.T) {
 		var v ua.Variant
 		_, _ = v.Decode([]byte{0x86, 0xfe, 0xff, 0xff, 0xff})
 	})
+}
+
+// decodeAllocBound is what DecodeRequest may allocate for a body of n bytes:
+// a decoded request takes some hundred bytes per encoded element, gopcua's
+// reflection adds its own; a hazard past the guard costs gigabytes.
+func decodeAllocBound(n int) uint64 { return 1<<20 + 1024*uint64(n) }
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, req := range richSeeds() {
+		b, err := EncodeRequest(nil, req)
+		if err != nil {
+			f.Fatalf("encoding seed %T: %v", req, err)
+		}
+		f.Add(b)
+	}
+	for _, b := range forgedBodies(f) {
+		f.Add(b)
+	}
+	c := fuzzClassifier(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req := checkDecode(t, data, DecodeRequest, EncodeRequest)
+		if req != nil {
+			svc, elems, err := c.Classify(req)
+			checkInvariants(t, c, req, svc, elems, err)
+		}
+	})
+}
+
+// FuzzDecodeResponse is FuzzDecodeRequest for what a PLC answers.
+func FuzzDecodeResponse(f *testing.F) {
+	for _, resp := range []ua.Response{
+		&ua.ReadResponse{ResponseHeader: respHdr(), Results: []*ua.DataValue{dv(int32(5)), dv([]float64{1, 2}),
+			{EncodingMask: ua.DataValueStatusCode | ua.DataValueServerTimestamp, Status: ua.StatusBadNodeIDUnknown, ServerTimestamp: time.Unix(5, 0)}},
+			DiagnosticInfos: []*ua.DiagnosticInfo{{EncodingMask: ua.DiagnosticInfoAdditionalInfo | ua.DiagnosticInfoInnerDiagnosticInfo,
+				AdditionalInfo: "x", InnerDiagnosticInfo: &ua.DiagnosticInfo{}}}},
+		&ua.WriteResponse{ResponseHeader: respHdr(), Results: []ua.StatusCode{ua.StatusOK}},
+		&ua.CallResponse{ResponseHeader: respHdr(), Results: []*ua.CallMethodResult{{OutputArguments: []*ua.Variant{ua.MustVariant("s")}}}},
+		&ua.BrowseResponse{ResponseHeader: respHdr(), Results: []*ua.BrowseResult{{References: []*ua.ReferenceDescription{{
+			ReferenceTypeID: ns0(id.Organizes), NodeID: ua.NewNumericExpandedNodeID(2, 7), BrowseName: qn("t"),
+			DisplayName: ua.NewLocalizedText("t"), TypeDefinition: ua.NewNumericExpandedNodeID(0, id.BaseObjectType)}}}}},
+		&ua.ServiceFault{ResponseHeader: respHdr()},
+	} {
+		b, err := EncodeResponse(nil, resp)
+		if err != nil {
+			f.Fatalf("encoding seed %T: %v", resp, err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecode(t, data, DecodeResponse, EncodeResponse)
+	})
+}
+
+// checkDecode decodes data and checks what DecodeRequest and DecodeResponse
+// promise: no panic and no allocation far beyond the input; a *CodecError,
+// found before gopcua could panic; and a result that re-encodes, decodes
+// again and then encodes the same (the first round may normalise: a null
+// String becomes empty). It returns the decoded value, or nil.
+func checkDecode[T any](t *testing.T, data []byte, decode func([]byte) (T, error), encode func([]byte, T) ([]byte, error)) T {
+	var v, zero T
+	if len(data) > 1<<16 {
+		return zero
+	}
+	var err error
+	if d := os.Getenv("FUZZDUMP"); d != "" {
+		done := make(chan bool)
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				os.WriteFile(fmt.Sprintf("%s-%d.stack", d, os.Getpid()), buf[:n], 0o644)
+				os.WriteFile(fmt.Sprintf("%s-%d.input", d, os.Getpid()), data, 0o644)
+			}
+		}()
+	}
+	if n := allocated(func() { v, err = decode(data) }); n > decodeAllocBound(len(data)) {
+		t.Fatalf("decoding %d bytes allocated %d (error %v)", len(data), n, err)
+	}
+	if err != nil {
+		if ce := codecError(t, err); ce.panicked {
+			t.Fatalf("gopcua panicked past the guard: %v", err)
+		}
+		return zero
+	}
+	enc, err := encode(nil, v)
+	if err != nil {
+		t.Fatalf("decoded %T does not re-encode: %v", v, err)
+	}
+	v2, err := decode(enc)
+	if err != nil {
+		t.Fatalf("re-encoded %T does not decode: %v\n% x", v, err, enc)
+	}
+	enc2, err := encode(nil, v2)
+	if err != nil || !bytes.Equal(enc2, enc) {
+		t.Fatalf("%T is not stable: %v\n% x\n% x", v, err, enc, enc2)
+	}
+	return v
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -33,7 +34,8 @@ type Output struct {
 }
 
 // Result is what client.js printed for one operation. Values are JSON-decoded
-// (numbers are float64, 64-bit integers decimal strings, ByteStrings base64).
+// (numbers are float64, 64-bit integers decimal strings, ByteStrings base64,
+// arrays []any).
 type Result struct {
 	I          int    `json:"i"`
 	Op         string `json:"op"`
@@ -44,14 +46,66 @@ type Result struct {
 	DataType string `json:"dataType,omitempty"` // read
 	Value    any    `json:"value,omitempty"`    // read
 
+	// readMany, writeMany, registerNodes: one entry per item. For
+	// registerNodes NodeIDs are the aliases the server returned.
+	NodeIDs   []string `json:"nodeIds,omitempty"`
+	DataTypes []string `json:"dataTypes,omitempty"` // readMany
+
 	References []Reference `json:"references,omitempty"` // browse
 
 	Outputs              []Output `json:"outputs,omitempty"`              // call
 	InputArgumentResults []string `json:"inputArgumentResults,omitempty"` // call
 
-	Notifications int      `json:"notifications,omitempty"` // subscribe
-	Values        []any    `json:"values,omitempty"`        // subscribe
-	StatusCodes   []string `json:"statusCodes,omitempty"`   // subscribe
+	// Values: readMany (one per item) and subscribe (one per notification).
+	Values []any `json:"values,omitempty"`
+	// StatusCodes: readMany and writeMany (one per item), subscribe (the
+	// distinct codes of the notifications).
+	StatusCodes []string `json:"statusCodes,omitempty"`
+
+	// subscribe
+	Notifications             int      `json:"notifications,omitempty"`
+	Seconds                   float64  `json:"seconds,omitempty"`
+	ElapsedSeconds            float64  `json:"elapsedSeconds,omitempty"`
+	RevisedPublishingInterval float64  `json:"revisedPublishingInterval,omitempty"`
+	KeepAlives                int      `json:"keepAlives,omitempty"`
+	LastNotificationSeconds   *float64 `json:"lastNotificationSeconds,omitempty"` // nil: no notification
+	Terminated                bool     `json:"terminated,omitempty"`              // ended before Seconds were up
+	StatusChanges             []string `json:"statusChanges,omitempty"`           // StatusChangeNotifications
+	Errors                    []string `json:"errors,omitempty"`                  // subscription, session and connection trouble
+}
+
+// ClientOptions say how client.js connects. The zero value is security None
+// with an anonymous user.
+type ClientOptions struct {
+	// Security is "POLICY:MODE" in node-opcua's names, e.g.
+	// "Basic256Sha256:SignAndEncrypt"; "" or "None" for no security.
+	Security string
+	// User and Password select a UserName identity; "" is anonymous.
+	User, Password string
+	// PKIDir is the client's PKI folder (its certificate is made there on
+	// first use and server certificates are trusted on first sight). ""
+	// makes a temporary one per run; a folder reused across runs saves
+	// generating a key each time.
+	PKIDir string
+}
+
+func (o ClientOptions) env() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BRANA_OPCUA_") {
+			env = append(env, kv)
+		}
+	}
+	set := func(k, v string) {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	set("BRANA_OPCUA_SECURITY", o.Security)
+	set("BRANA_OPCUA_USER", o.User)
+	set("BRANA_OPCUA_PASSWORD", o.Password)
+	set("BRANA_OPCUA_PKI", o.PKIDir)
+	return env
 }
 
 // Dir is the directory holding client.js and node_modules.
@@ -60,13 +114,18 @@ func Dir() string {
 	return filepath.Dir(file)
 }
 
+// packages are the npm packages that client.js and server.js load.
+var packages = []string{"node-opcua-client", "node-opcua-server"}
+
 // Available reports why node-opcua cannot run here, or nil.
 func Available() error {
 	if _, err := exec.LookPath("node"); err != nil {
 		return fmt.Errorf("node not installed: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "node-opcua-client", "package.json")); err != nil {
-		return fmt.Errorf("node-opcua-client not installed (run scripts/install-test-deps): %w", err)
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join(Dir(), "node_modules", p, "package.json")); err != nil {
+			return fmt.Errorf("%s not installed (run scripts/install-test-deps): %w", p, err)
+		}
 	}
 	return nil
 }
@@ -86,14 +145,27 @@ func Require(t testing.TB) {
 // Run runs ops against endpoint with client.js on one session and returns one
 // result per operation. A connection failure is an error; a failed operation
 // is a Result with Error set. log holds node-opcua's own output (stderr and
-// the lines on stdout that are not results).
+// the lines on stdout that are not results). The connection is set by the
+// BRANA_OPCUA_* environment variables (see client.js), by default security
+// None and anonymous.
 func Run(ctx context.Context, endpoint string, ops []Op) (results []Result, log string, err error) {
+	return run(ctx, endpoint, ops, nil)
+}
+
+// RunWith is Run with the connection set by opts alone, whatever the
+// environment says.
+func RunWith(ctx context.Context, endpoint string, ops []Op, opts ClientOptions) (results []Result, log string, err error) {
+	return run(ctx, endpoint, ops, opts.env())
+}
+
+func run(ctx context.Context, endpoint string, ops []Op, env []string) (results []Result, log string, err error) {
 	in, err := json.Marshal(ops)
 	if err != nil {
 		return nil, "", err
 	}
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(Dir(), "client.js"), endpoint, "-")
 	cmd.Dir = Dir()
+	cmd.Env = env // nil: the environment of this process
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

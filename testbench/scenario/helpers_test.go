@@ -434,6 +434,19 @@ type auditRec struct {
 	LatencyUS  int64    `json:"latency_us"`
 	Retries    int      `json:"retries"`
 	Detail     string   `json:"detail"`
+	Grant      string   `json:"grant"`
+	Service    string   `json:"service"`
+	Items      []struct {
+		Node     string `json:"node"`
+		Attr     string `json:"attr"`
+		Range    string `json:"range"`
+		Value    string `json:"value"`
+		Class    string `json:"class"`
+		Decision string `json:"decision"`
+		Reason   string `json:"reason"`
+		Status   string `json:"status"`
+	} `json:"items"`
+	NItems int `json:"n_items"`
 
 	line int // 0-based line in the file
 }

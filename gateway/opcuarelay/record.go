@@ -1,0 +1,65 @@
+package opcuarelay
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gopcua/opcua/ua"
+
+	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/policy"
+)
+
+func (s *session) openRecord(security string) {
+	rec := s.record(audit.SessionOpen, "")
+	rec.Decision = "allow"
+	adm := s.c.adm.Load()
+	if adm.Verdict == policy.Approval {
+		rec.Decision = "held"
+	}
+	rec.Reason = "step " + strconv.Itoa(adm.Step)
+	rec.Detail = "identified by " + s.c.id.Via + "; admission: " + adm.String() + "; PLC session " + security
+	if _, err := s.c.s.d.Audit.Append(context.Background(), rec); err != nil {
+		s.c.s.d.Log.Error("audit log refused a session record", "session", s.id, "err", err)
+	}
+	s.c.s.d.Log.Info("opc ua session opened", "session", s.id, "party", s.c.id.Party.ID, "source", s.c.id.Source)
+}
+
+func (s *session) closeRecord(reason string) {
+	rec := s.record(audit.SessionClose, "")
+	rec.Status = reason
+	rec.Detail = "requests=" + strconv.FormatUint(s.requests.Load(), 10) + " refused=" + strconv.FormatUint(s.denied.Load(), 10) +
+		" failed=" + strconv.FormatUint(s.failed.Load(), 10)
+	if _, err := s.c.s.d.Audit.Append(context.Background(), rec); err != nil {
+		s.c.s.d.Log.Error("audit log refused a session record", "session", s.id, "err", err)
+	}
+	s.c.s.d.Log.Info("opc ua session closed", "session", s.id, "reason", reason)
+}
+
+// invalid records a request brana could not decode, and answers it with
+// Bad_DecodingError: nothing undecoded reaches the PLC.
+func (c *channel) invalid(reqID uint32, body []byte, err error) {
+	p := c.id.Party
+	rec := audit.Record{Type: audit.Command, Party: p.ID, PartyName: p.Name, Org: p.Organisation, Source: c.id.Source,
+		Listener: c.s.opt.Name, Target: c.s.target.Name(), Unit: -1, Func: -1, Sub: -1,
+		Decision: "invalid", Reason: "malformed", Status: "BadDecodingError", Detail: err.Error() + "; first bytes " + hex.EncodeToString(body[:min(len(body), 32)])}
+	if _, aerr := c.s.d.Audit.Append(context.Background(), &rec); aerr != nil {
+		c.s.d.Log.Error("audit log refused a record", "err", aerr)
+	}
+	c.fault(reqID, nil, ua.StatusBadDecodingError)
+}
+
+// statusName is the short name of an OPC UA status code, as tools show it
+// (Good, BadUserAccessDenied), or its hex value.
+func statusName(s ua.StatusCode) string {
+	if s == ua.StatusOK {
+		return "Good"
+	}
+	if d, ok := ua.StatusCodes[s]; ok {
+		return strings.TrimPrefix(d.Name, "Status")
+	}
+	return fmt.Sprintf("0x%08X", uint32(s))
+}

@@ -1,0 +1,237 @@
+// Package opcuatarget is brana's OPC UA client side towards one PLC: it
+// opens sessions with brana's own application certificate, the strongest
+// security the PLC offers (or the one configured) and the target's own
+// credentials, which the vendor never sees, and forwards the service
+// requests the terminator has already decided on. Each vendor session gets
+// a PLC session of its own, so that subscription and monitored item ids
+// need no mapping and one vendor's subscriptions never reach another.
+package opcuatarget
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+
+	"github.com/brana-ot/brana/gateway/config"
+)
+
+// Target is one configured OPC UA PLC.
+type Target struct {
+	cfg      config.Target
+	cert     []byte // DER
+	key      *rsa.PrivateKey
+	appURI   string
+	password string
+	slots    chan struct{}
+	log      *slog.Logger
+}
+
+// Identity is brana's application instance certificate towards PLCs.
+type Identity struct {
+	Cert   []byte // DER
+	Key    *rsa.PrivateKey
+	AppURI string // the URI in the certificate's SubjectAltName
+}
+
+// New builds a target. password is the content of its password file.
+func New(cfg config.Target, id Identity, password string, log *slog.Logger) *Target {
+	return &Target{cfg: cfg, cert: id.Cert, key: id.Key, appURI: id.AppURI, password: password,
+		slots: make(chan struct{}, cfg.MaxSessions), log: log.With("target", cfg.Name)}
+}
+
+// ReadPassword reads a target's password file: the first line.
+func ReadPassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("opcua target password: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("opcua target password: %s is empty", path)
+	}
+	return line, nil
+}
+
+// Name is the target's configured name.
+func (t *Target) Name() string { return t.cfg.Name }
+
+// Timeout is the longest wait for an answer to an ordinary request.
+func (t *Target) Timeout() time.Duration { return t.cfg.Timeout.D() }
+
+// ErrBusy reports that the target already has max_sessions sessions.
+var ErrBusy = errors.New("the PLC's session limit on this gateway is reached")
+
+// policy strength, strongest first; the deprecated Basic128Rsa15 and
+// Basic256 are used only when named.
+var policyRank = []string{ua.SecurityPolicyURIAes256Sha256RsaPss, ua.SecurityPolicyURIBasic256Sha256,
+	ua.SecurityPolicyURIAes128Sha256RsaOaep, ua.SecurityPolicyURINone}
+
+// choose picks the endpoint to use: the configured policy and mode, or the
+// strongest offered, with the user token type brana's credentials need.
+func (t *Target) choose(eps []*ua.EndpointDescription) (*ua.EndpointDescription, ua.UserTokenType, error) {
+	tok := ua.UserTokenTypeAnonymous
+	if t.cfg.Username != "" {
+		tok = ua.UserTokenTypeUserName
+	}
+	var best *ua.EndpointDescription
+	bestScore := -1
+	for _, ep := range eps {
+		pr := slices.Index(policyRank, ep.SecurityPolicyURI)
+		if pr < 0 {
+			continue
+		}
+		if p := t.cfg.SecurityPolicy; p != "auto" && ua.FormatSecurityPolicyURI(p) != ep.SecurityPolicyURI {
+			continue
+		}
+		if m := t.cfg.SecurityMode; m != "auto" && ua.MessageSecurityModeFromString(m) != ep.SecurityMode {
+			continue
+		}
+		if !slices.ContainsFunc(ep.UserIdentityTokens, func(u *ua.UserTokenPolicy) bool { return u.TokenType == tok }) {
+			continue
+		}
+		score := int(ep.SecurityMode)*10 + (len(policyRank) - pr)
+		if score > bestScore {
+			best, bestScore = ep, score
+		}
+	}
+	if best == nil {
+		var offered []string
+		for _, ep := range eps {
+			offered = append(offered, strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#")+"/"+ep.SecurityMode.String())
+		}
+		return nil, tok, fmt.Errorf("the PLC offers no endpoint for security %s/%s with %s users (it offers %s)",
+			t.cfg.SecurityPolicy, t.cfg.SecurityMode, tokenName(tok), strings.Join(offered, ", "))
+	}
+	return best, tok, nil
+}
+
+func tokenName(t ua.UserTokenType) string {
+	if t == ua.UserTokenTypeUserName {
+		return "username"
+	}
+	return "anonymous"
+}
+
+// Open opens a PLC session for one vendor session. The caller closes it.
+func (t *Target) Open(ctx context.Context, name string) (*Session, error) {
+	select {
+	case t.slots <- struct{}{}:
+	default:
+		return nil, ErrBusy
+	}
+	s, err := t.open(ctx, name)
+	if err != nil {
+		<-t.slots
+		return nil, err
+	}
+	return s, nil
+}
+
+func (t *Target) open(ctx context.Context, name string) (*Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout()+5*time.Second)
+	defer cancel()
+	base := []opcua.Option{
+		opcua.ApplicationURI(t.appURI), opcua.ApplicationName("brana gateway"), opcua.ProductURI("urn:brana"),
+		opcua.Certificate(t.cert), opcua.PrivateKey(t.key), opcua.DialTimeout(t.Timeout()),
+	}
+	eps, err := opcua.GetEndpoints(ctx, t.cfg.Endpoint, base...)
+	if err != nil {
+		return nil, fmt.Errorf("GetEndpoints at %s: %w", t.cfg.Endpoint, err)
+	}
+	ep, tok, err := t.choose(eps)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(base,
+		opcua.SecurityFromEndpoint(ep, tok),
+		opcua.SessionName("brana "+name),
+		opcua.SessionTimeout(10*time.Minute),
+		// Publish is a long poll: ordinary requests are bounded by their
+		// context instead of the channel's request timeout.
+		opcua.RequestTimeout(publishTimeout),
+		opcua.AutoReconnect(true),
+		opcua.ReconnectInterval(2*time.Second),
+	)
+	if tok == ua.UserTokenTypeUserName {
+		opts = append(opts, opcua.AuthUsername(t.cfg.Username, t.password))
+	} else {
+		opts = append(opts, opcua.AuthAnonymous())
+	}
+	c, err := opcua.NewClient(t.cfg.Endpoint, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Connect(ctx); err != nil {
+		return nil, fmt.Errorf("connect to %s (%s, %s): %w", t.cfg.Endpoint,
+			strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#"), ep.SecurityMode, err)
+	}
+	t.log.Info("opc ua session opened", "endpoint", t.cfg.Endpoint, "policy", ep.SecurityPolicyURI, "mode", ep.SecurityMode.String(), "user", tokenName(tok))
+	return &Session{t: t, c: c, pub: make(chan struct{}, t.cfg.MaxPublish),
+		Security: strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#") + "/" + ep.SecurityMode.String()}, nil
+}
+
+// publishTimeout bounds one Publish at the PLC: far longer than any
+// keep-alive a subscription can ask for, short enough to free a stuck slot.
+const publishTimeout = 10 * time.Minute
+
+// Session is one PLC session.
+type Session struct {
+	t   *Target
+	c   *opcua.Client
+	pub chan struct{} // outstanding Publish requests
+
+	Security string // policy/mode in use, for the audit log
+}
+
+// Namespaces is the PLC's NamespaceArray as read at connect.
+func (s *Session) Namespaces() []string { return s.c.Namespaces() }
+
+// Do sends req and returns the PLC's response, which may be a
+// *ua.ServiceFault. A Publish waits for a free slot (max_publish) and is not
+// cut by the target's timeout; everything else is.
+func (s *Session) Do(ctx context.Context, req ua.Request) (ua.Response, error) {
+	if _, ok := req.(*ua.PublishRequest); ok {
+		select {
+		case s.pub <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-s.pub }()
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.t.Timeout())
+		defer cancel()
+	}
+	var resp ua.Response
+	err := s.c.Send(ctx, req, func(r ua.Response) error {
+		resp = r
+		return nil
+	})
+	if resp != nil {
+		return resp, nil // a bad ServiceResult is the PLC's answer, not a transport error
+	}
+	if err == nil {
+		err = errors.New("no response")
+	}
+	return nil, err
+}
+
+// Close closes the PLC session and frees its slot.
+func (s *Session) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.c.Close(ctx); err != nil {
+		s.t.log.Debug("closing the opc ua session", "err", err)
+	}
+	<-s.t.slots
+}
