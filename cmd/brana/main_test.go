@@ -29,7 +29,7 @@ func demoConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	text := strings.NewReplacer("%[1]s", "127.0.0.1:15020", "%[2]s", "127.0.0.1:15021", "%[3]s", "127.0.0.1:5020",
-		"%[4]s", "127.0.0.1:2222", "%[5]s", prc, "%[6]s", de).Replace(demo.Config)
+		"%[4]s", "127.0.0.1:2222", "%[5]s", prc, "%[6]s", de, "%[7]s", "opc.tcp://127.0.0.1:15022", "%[8]s", "127.0.0.1:4841").Replace(demo.Config)
 	file := filepath.Join(dir, "brana.yaml")
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func demoConfig(t *testing.T) string {
 func TestCheck(t *testing.T) {
 	file := demoConfig(t)
 	code, out, errOut := brana(t, "check", "-c", file)
-	if code != exitOK || !strings.Contains(out, "ok: 1 listeners, 2 targets, 5 parties, 4 rules") {
+	if code != exitOK || !strings.Contains(out, "ok: 2 listeners, 3 targets, 5 parties, 7 rules") {
 		t.Fatalf("check = %d, %q, %q", code, out, errOut)
 	}
 
@@ -51,8 +51,8 @@ func TestCheck(t *testing.T) {
 	text, _ := os.ReadFile(file)
 	os.WriteFile(bad, bytes.Replace(text, []byte("    transport: tcp\n"), []byte("    transport: tcp\n    baudrate: 9600\n"), 1), 0o600)
 	code, _, errOut = brana(t, "check", "-c", bad)
-	if code != exitFailed || !strings.Contains(errOut, "bad.yaml:24: unknown key \"baudrate\"") {
-		t.Fatalf("check of a bad file = %d, %q; want exit 1 naming line 24 and the key", code, errOut)
+	if code != exitFailed || !strings.Contains(errOut, "bad.yaml:28: unknown key \"baudrate\"") {
+		t.Fatalf("check of a bad file = %d, %q; want exit 1 naming line 28 and the key", code, errOut)
 	}
 
 	code, _, errOut = brana(t, "check", "-c", filepath.Join(t.TempDir(), "missing.yaml"))

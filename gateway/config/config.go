@@ -688,8 +688,8 @@ func (c *Config) validate() []*Error {
 			}
 		}
 	}
-	if len(c.Listeners) == 0 {
-		bad("listeners", "missing: brana needs at least one listener")
+	if len(c.Listeners) == 0 && !c.SSH.Enabled() && len(c.ModbusTLS) == 0 {
+		bad("listeners", "missing: brana needs at least one listener (listeners, ssh or modbus_tls)")
 	}
 
 	if _, err := policy.Compile(c.Spec, names); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/testbench/lab"
+	"github.com/brana-ot/brana/testbench/opcuasim"
 )
 
 // Ports of the demo (DESIGN.md contract).
@@ -29,22 +30,33 @@ const (
 	GatewayModbus = "127.0.0.1:5020"
 	GatewaySSH    = "127.0.0.1:2222"
 	FirstPLC      = "127.0.0.1:15020"
+	GatewayOPCUA  = "127.0.0.1:4841"  // 4840 is left to the vendor's end of the SSH tunnel
+	OPCUAPLC      = "127.0.0.1:15022" // after the two Modbus PLCs
 )
+
+// Plant is what the demo simulates: the Modbus PLCs and the OPC UA feeder.
+type Plant struct {
+	*lab.Lab
+	OPCUA *opcuasim.PLC
+}
 
 // Options for Run.
 type Options struct {
-	Dir        string // working directory for config and audit log
-	Out        io.Writer
-	Log        *slog.Logger
-	GatewayAdr string                           // default GatewayModbus; tests use 127.0.0.1:0
-	PLCAdr     string                           // default FirstPLC
-	SSHAdr     string                           // default GatewaySSH
-	Ready      func(*gateway.Gateway, *lab.Lab) // called once the instructions are printed
+	Dir         string // working directory for config and audit log
+	Out         io.Writer
+	Log         *slog.Logger
+	GatewayAdr  string                         // default GatewayModbus; tests use 127.0.0.1:0
+	PLCAdr      string                         // default FirstPLC
+	SSHAdr      string                         // default GatewaySSH
+	OPCUAAdr    string                         // default GatewayOPCUA
+	OPCUAPLCAdr string                         // default OPCUAPLC
+	Ready       func(*gateway.Gateway, *Plant) // called once the instructions are printed
 }
 
 // Config is the demo's config file: %[1]s and %[2]s are the PLC addresses,
 // %[3]s the gateway's Modbus address, %[4]s its SSH address, %[5]s and %[6]s
-// the public keys of the demo vendors (PRC-managed, German).
+// the public keys of the demo vendors (PRC-managed, German), %[7]s the OPC UA
+// PLC's endpoint and %[8]s the gateway's OPC UA address.
 const Config = `# brana demo config: written by 'brana demo'; edit and run with 'brana run -c FILE'.
 version: 1
 gateway:
@@ -63,6 +75,10 @@ listeners:
       - units: [2]
         target: pump-station
         target_unit: 1
+  - name: opc-lab
+    protocol: opcua               # security None, so loopback only; vendors come through SSH
+    address: %[8]s
+    target: line-opc
 
 targets:
   - name: feeder-plc
@@ -75,10 +91,14 @@ targets:
     transport: tcp
     address: %[2]s
     timeout: 1s
+  - name: line-opc
+    description: "22 kV feeder bay, OPC UA server"
+    protocol: opcua
+    endpoint: %[7]s
 
 parties:
   - id: monitoring
-    name: "Dispatch monitoring (read-only)"
+    name: "Dispatch monitoring"
     organisation: "Distribuce Lhota a.s."
     kind: operator
     networks: [127.0.0.1/32]
@@ -125,7 +145,7 @@ parties:
 
 rules:
   - name: monitoring-read
-    description: "Dispatch may read everything and change nothing."
+    description: "Dispatch may read every Modbus PLC and change nothing on them."
     parties: [monitoring]
     targets: ["*"]
     classes: [read]
@@ -153,12 +173,34 @@ rules:
       coils: ["0-15"]
       discrete: ["0-15"]
     values: {min: 0, max: 5000}
+  # OPC UA rules name nodes, not registers; only rules with an opcua section
+  # apply to an OPC UA target, so monitoring-read above does not reach line-opc.
+  - name: opc-read
+    description: "Browse, read and subscribe to the feeder's own nodes."
+    parties: [monitoring, vendor-prc, vendor-de]
+    targets: [line-opc]
+    classes: [read]
+    opcua: {namespace: "urn:brana:testbench:feeder"}
+  - name: opc-read-ns0
+    description: "Namespace 0: server status and namespace table, which every client reads on connect."
+    parties: [monitoring, vendor-prc, vendor-de]
+    targets: [line-opc]
+    classes: [read]
+    opcua: {namespace: "http://opcfoundation.org/UA/"}
+  - name: opc-pickup
+    description: "The one OPC UA write: the feeder's overcurrent pickup."
+    parties: [monitoring, vendor-prc, vendor-de]
+    targets: [line-opc]
+    classes: [write]
+    opcua:
+      namespace: "urn:brana:testbench:feeder"
+      nodes: ["s=Feeder.Protection.OvercurrentPickup"]
 
 admin:
   accounts: accounts.yaml         # two demo approvers; their passwords are printed once at start
 
 ssh:
-  listen: %[4]s            # vendors: ssh -N -L 1502:feeder-plc:502 vendor@127.0.0.1 -p 2222
+  listen: %[4]s            # vendors: ssh -N -L 1502:feeder-plc:502 -L 4840:line-opc:4840 vendor@127.0.0.1 -p 2222
   hold_for: 2m
 `
 
@@ -174,6 +216,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.SSHAdr == "" {
 		o.SSHAdr = GatewaySSH
 	}
+	if o.OPCUAAdr == "" {
+		o.OPCUAAdr = GatewayOPCUA
+	}
+	if o.OPCUAPLCAdr == "" {
+		o.OPCUAPLCAdr = OPCUAPLC
+	}
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return err
 	}
@@ -185,6 +233,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer plant.Wait()
 	defer cancel()
+	opc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://" + o.OPCUAPLCAdr, Model: "feeder", Logger: o.Log})
+	if err != nil {
+		return err
+	}
+	defer opc.Close()
+	if err := opc.Start(ctx); err != nil {
+		return err
+	}
+	sim := &Plant{Lab: plant, OPCUA: opc}
 
 	passwords, err := writeAccounts(filepath.Join(o.Dir, "accounts.yaml"))
 	if err != nil {
@@ -199,7 +256,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	file := filepath.Join(o.Dir, "brana.yaml")
-	text := fmt.Sprintf(Config, plant.Sims[0].Addr, plant.Sims[1].Addr, o.GatewayAdr, o.SSHAdr, prcKey, deKey)
+	text := fmt.Sprintf(Config, plant.Sims[0].Addr, plant.Sims[1].Addr, o.GatewayAdr, o.SSHAdr, prcKey, deKey,
+		opc.Endpoint(), o.OPCUAAdr)
 	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {
 		return err
 	}
@@ -213,9 +271,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	printHelp(o.Out, g, plant, file, passwords)
+	printHelp(o.Out, g, sim, file, passwords)
 	if o.Ready != nil {
-		o.Ready(g, plant)
+		o.Ready(g, sim)
 	}
 	select {
 	case err := <-done:
@@ -225,7 +283,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-func printHelp(w io.Writer, g *gateway.Gateway, plant *lab.Lab, file string, pw map[string]string) {
+func printHelp(w io.Writer, g *gateway.Gateway, plant *Plant, file string, pw map[string]string) {
 	sshHost, sshPort, _ := net.SplitHostPort(g.SSHAddr().String())
 	addr := g.Addr("scada").String()
 	host, port, _ := strings.Cut(addr, ":")
@@ -235,10 +293,11 @@ func printHelp(w io.Writer, g *gateway.Gateway, plant *lab.Lab, file string, pw 
 	fmt.Fprintf(w, `brana demo is running (Ctrl-C stops everything).
 
   Modbus gateway        %[1]s   unit 1 = feeder bay, unit 2 = pumping station
+  OPC UA gateway        %[15]s   the feeder bay's OPC UA server (target line-opc)
 %[4]s  config                %[5]s
   audit log             %[6]s
 
-Connections from 127.0.0.1 are the party "monitoring" (read-only);
+Connections from 127.0.0.1 are the party "monitoring" (reads Modbus, writes nothing there);
 from 127.0.0.2 the party "engineering" (may write feeder setpoints 100-119).
 
 Try, from another terminal (apt-get install mbpoll):
@@ -279,11 +338,27 @@ Vendors with nothing but OpenSSH (keys written next to the config; the host key 
     ssh -i %[14]s -p %[12]s vendor@%[13]s request feeder-plc --classes read,write --for 1h --reason TKT-1234
     ssh -i %[14]s -p %[12]s vendor@%[13]s status
     ssh -i %[14]s -p %[12]s -N -L 1503:feeder-plc:502 vendor@%[13]s
+
+OPC UA (any client, security None, anonymous; the test client below needs node and 'make test-deps'):
+"monitoring" and both vendors may browse and read the feeder's namespace %[16]s
+and namespace 0, and write Feeder.Protection.OvercurrentPickup and nothing else; any other write is
+answered Bad_UserAccessDenied and never reaches the PLC.
+  on loopback, as "monitoring": %[15]s
+    node testbench/nodeopcua/client.js %[15]s '[{"op":"read","nodeId":"nsu=%[16]s;s=Feeder.Measurements.Voltage"}]'
+  the allowed write, then a denied one (Feeder.Protection.TimeDelay: Bad_UserAccessDenied):
+    node testbench/nodeopcua/client.js %[15]s '[{"op":"write","nodeId":"nsu=%[16]s;s=Feeder.Protection.OvercurrentPickup","dataType":"Double","value":450}]'
+    node testbench/nodeopcua/client.js %[15]s '[{"op":"write","nodeId":"nsu=%[16]s;s=Feeder.Protection.TimeDelay","dataType":"Double","value":7}]'
+  the German vendor through its SSH tunnel, then any OPC UA client on opc.tcp://127.0.0.1:4840:
+    ssh -i %[11]s -p %[12]s -N -L 4840:line-opc:4840 vendor@%[13]s
+    node testbench/nodeopcua/client.js opc.tcp://127.0.0.1:4840 '[{"op":"browse","path":"Feeder","namespace":"%[16]s"}]'
+  each write is in the audit log, per node with its decision and rule:
+    tail -n 5 %[6]s
 (approver passwords are for this demo run only)
 
 `, addr, host, port, describe(plant), file, g.AuditPath(), g.AdminSocket(), pw["alice"], pw["bob"],
 		g.SSHHostKey(), filepath.Join(filepath.Dir(file), "vendor-de_ed25519"), sshPort, sshHost,
-		filepath.Join(filepath.Dir(file), "vendor-prc_ed25519"))
+		filepath.Join(filepath.Dir(file), "vendor-prc_ed25519"), "opc.tcp://"+g.Addr("opc-lab").String(),
+		plant.OPCUA.NamespaceURI())
 }
 
 // VendorKey writes a new ed25519 key pair (OpenSSH format, private key 0600)
@@ -327,8 +402,9 @@ func writeAccounts(path string) (map[string]string, error) {
 	return pw, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
-func describe(plant *lab.Lab) string {
+func describe(plant *Plant) string {
 	var b strings.Builder
 	plant.Describe(&b)
+	fmt.Fprintf(&b, "  simulated %-8s PLC  opc ua     %s  namespace %s\n", plant.OPCUA.Model(), plant.OPCUA.Endpoint(), plant.OPCUA.NamespaceURI())
 	return b.String()
 }

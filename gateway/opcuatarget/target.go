@@ -107,7 +107,7 @@ func (t *Target) choose(eps []*ua.EndpointDescription) (*ua.EndpointDescription,
 	if best == nil {
 		var offered []string
 		for _, ep := range eps {
-			offered = append(offered, strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#")+"/"+ep.SecurityMode.String())
+			offered = append(offered, security(ep))
 		}
 		return nil, tok, fmt.Errorf("the PLC offers no endpoint for security %s/%s with %s users (it offers %s)",
 			t.cfg.SecurityPolicy, t.cfg.SecurityMode, tokenName(tok), strings.Join(offered, ", "))
@@ -172,12 +172,11 @@ func (t *Target) open(ctx context.Context, name string) (*Session, error) {
 		return nil, err
 	}
 	if err := c.Connect(ctx); err != nil {
-		return nil, fmt.Errorf("connect to %s (%s, %s): %w", t.cfg.Endpoint,
-			strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#"), ep.SecurityMode, err)
+		return nil, fmt.Errorf("connect to %s (%s): %w", t.cfg.Endpoint, security(ep), err)
 	}
-	t.log.Info("opc ua session opened", "endpoint", t.cfg.Endpoint, "policy", ep.SecurityPolicyURI, "mode", ep.SecurityMode.String(), "user", tokenName(tok))
+	t.log.Info("opc ua session opened", "endpoint", t.cfg.Endpoint, "security", security(ep), "user", tokenName(tok))
 	return &Session{t: t, c: c, pub: make(chan struct{}, t.cfg.MaxPublish),
-		Security: strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#") + "/" + ep.SecurityMode.String()}, nil
+		Security: security(ep)}, nil
 }
 
 // publishTimeout bounds one Publish at the PLC: far longer than any
@@ -234,4 +233,11 @@ func (s *Session) Close() {
 		s.t.log.Debug("closing the opc ua session", "err", err)
 	}
 	<-s.t.slots
+}
+
+// security names an endpoint's policy and mode the way operators write
+// them: "Basic256Sha256/SignAndEncrypt".
+func security(ep *ua.EndpointDescription) string {
+	return strings.TrimPrefix(ep.SecurityPolicyURI, "http://opcfoundation.org/UA/SecurityPolicy#") + "/" +
+		strings.TrimPrefix(ep.SecurityMode.String(), "MessageSecurityMode")
 }

@@ -14,26 +14,27 @@ import (
 
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/demo"
-	"github.com/brana-ot/brana/testbench/lab"
+	"github.com/brana-ot/brana/testbench/nodeopcua"
 )
 
 // The README's promise: with `brana demo` running, mbpoll reads registers
 // through the gateway; a write by the read-only party gets exception 01, the
 // simulator's write counter stays 0, and both are in the audit file with
-// party, rule and decision.
+// party, rule and decision. Over OPC UA the same party reads the feeder and
+// writes its overcurrent pickup, and any other write is Bad_UserAccessDenied.
 func TestDemo(t *testing.T) {
-	needTool(t, "mbpoll", "-V")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	var gw *gateway.Gateway
-	var plant *lab.Lab
+	var plant *demo.Plant
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- demo.Run(ctx, demo.Options{
 			Dir: t.TempDir(), Out: &out, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			GatewayAdr: "127.0.0.1:0", PLCAdr: "127.0.0.1:0", SSHAdr: "127.0.0.1:0",
-			Ready: func(g *gateway.Gateway, l *lab.Lab) { gw, plant = g, l; close(ready) },
+			OPCUAAdr: "127.0.0.1:0", OPCUAPLCAdr: "127.0.0.1:0",
+			Ready: func(g *gateway.Gateway, p *demo.Plant) { gw, plant = g, p; close(ready) },
 		})
 	}()
 	defer func() {
@@ -49,6 +50,12 @@ func TestDemo(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("demo did not start in 10s")
 	}
+	t.Run("modbus", func(t *testing.T) { demoModbus(t, gw, plant, out.String()) })
+	t.Run("opcua", func(t *testing.T) { demoOPCUA(t, gw, plant, out.String()) })
+}
+
+func demoModbus(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string) {
+	needTool(t, "mbpoll", "-V")
 	host, port, _ := net.SplitHostPort(gw.Addr("scada").String())
 
 	read, err := exec.Command("mbpoll", "-m", "tcp", "-p", port, "-a", "1", "-r", "1", "-c", "10", "-1", host).CombinedOutput()
@@ -88,7 +95,68 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("audit file lacks the allowed read (%v) or the denied write (%v)", allowed, denied)
 	}
 	for _, w := range []string{"mbpoll -m tcp -p " + port, "policy explain"} {
-		if !strings.Contains(out.String(), w) {
+		if !strings.Contains(help, w) {
+			t.Errorf("the demo's instructions lack %q", w)
+		}
+	}
+}
+
+func demoOPCUA(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string) {
+	nodeopcua.Require(t)
+	endpoint := "opc.tcp://" + gw.Addr("opc-lab").String()
+	ns := plant.OPCUA.NamespaceURI()
+	res := runNode(t, endpoint, []nodeopcua.Op{
+		{"op": "read", "nodeId": "nsu=" + ns + ";s=Feeder.Measurements.Voltage"},
+		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.OvercurrentPickup", "dataType": "Double", "value": 450},
+		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.TimeDelay", "dataType": "Double", "value": 7},
+	}, 60*time.Second)
+	if res[0].StatusCode != "Good" || res[0].DataType != "Double" {
+		t.Errorf("read of the voltage: %+v", res[0])
+	}
+	if res[1].StatusCode != "Good" {
+		t.Errorf("write of the overcurrent pickup: %+v", res[1])
+	}
+	if res[2].StatusCode != "BadUserAccessDenied" {
+		t.Errorf("write of the time delay: %+v, want BadUserAccessDenied", res[2])
+	}
+	if n := plant.OPCUA.WritesTo("Feeder.Protection.TimeDelay"); n != 0 {
+		t.Errorf("the simulated feeder saw %d writes to TimeDelay; want 0", n)
+	}
+	if n := plant.OPCUA.WritesTo("Feeder.Protection.OvercurrentPickup"); n != 1 {
+		t.Errorf("the simulated feeder saw %d writes to OvercurrentPickup; want 1", n)
+	}
+
+	var read, allowed, denied bool
+	deadline := time.Now().Add(5 * time.Second)
+	for !(read && allowed && denied) && time.Now().Before(deadline) {
+		for _, r := range readAudit(t, gw.AuditPath()) {
+			if r.Type != "command" || r.Party != "monitoring" || r.Target != "line-opc" || len(r.Items) != 1 {
+				continue
+			}
+			it := r.Items[0]
+			switch {
+			case r.Service == "Read" && strings.Contains(it.Node, "Feeder.Measurements.Voltage"):
+				read = read || r.Decision == "allow" && it.Decision == "allow"
+			case r.Service == "Write" && strings.Contains(it.Node, "Feeder.Protection.OvercurrentPickup"):
+				allowed = allowed || r.Decision == "allow" && it.Decision == "allow" && it.Value == "450"
+			case r.Service == "Write" && strings.Contains(it.Node, "Feeder.Protection.TimeDelay"):
+				denied = denied || r.Decision == "deny" && it.Value == "7" && it.Status == "BadUserAccessDenied" &&
+					strings.Contains(r.Detail, "opc-pickup")
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !read || !allowed || !denied {
+		var b strings.Builder
+		for _, r := range readAudit(t, gw.AuditPath()) {
+			if r.Target == "line-opc" {
+				b.WriteString(r.String() + "\n")
+			}
+		}
+		t.Errorf("audit file lacks the read (%v), the allowed write (%v) or the denied write (%v); it has:\n%s", read, allowed, denied, b.String())
+	}
+	for _, w := range []string{"client.js " + endpoint, "-L 4840:line-opc:4840", "Bad_UserAccessDenied"} {
+		if !strings.Contains(help, w) {
 			t.Errorf("the demo's instructions lack %q", w)
 		}
 	}

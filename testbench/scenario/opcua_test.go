@@ -3,10 +3,13 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/testbench/gwtest"
 	"github.com/brana-ot/brana/testbench/nodeopcua"
 	"github.com/brana-ot/brana/testbench/opcuasim"
@@ -156,7 +159,7 @@ targets:
 			strings.Contains(r.Detail, "access request R-")
 	})
 	waitAudit(t, gw, "the session record", func(r *auditRec) bool {
-		return r.Type == "session.open" && r.Party == "monitoring" && strings.Contains(r.Detail, "PLC session None/")
+		return r.Type == "session.open" && r.Party == "monitoring" && strings.Contains(r.Detail, "PLC session None/None")
 	})
 }
 
@@ -195,4 +198,195 @@ targets:
 	if first == last {
 		t.Fatalf("heartbeat did not move: %v", r.Values)
 	}
+}
+
+// The [O1] done-when over a real OpenSSH -L tunnel: an allied vendor runs
+// the service checks with node-opcua on its end of the tunnel; a
+// PRC-managed vendor's session is held until two engineers approve it,
+// then reads, and its write (not granted) is refused with the PLC untouched.
+func TestOPCUAOverSSHTunnel(t *testing.T) {
+	nodeopcua.Require(t)
+	allied, prc := newSSHVendor(t), newSSHVendor(t)
+	plc := startOPCUAPLC(t)
+	ns := plc.NamespaceURI()
+	dir := t.TempDir()
+	gw := gwtest.Start(t, configHead+`
+targets:
+  - name: line-opc
+    protocol: opcua
+    endpoint: `+plc.Endpoint()+`
+ssh:
+  listen: 127.0.0.1:0
+admin:
+  accounts: `+approverAccounts(t, dir)+`
+parties:
+  - id: vendor-de
+    name: "Anna Schmidt"
+    organisation: "Beispiel GmbH"
+    kind: vendor
+    ssh_keys: ["`+allied.pub+`"]
+    evidence: {established_in: DE, management_in: [DE], operates_from: [DE], data_to: [DE], reviewed_on: 2026-10-01, review_by: 2099-01-01}
+  - id: vendor-prc
+    name: "Li Wei, service engineer"
+    organisation: "Shenzhen Example Automation Co., Ltd."
+    kind: vendor
+    ssh_keys: ["`+prc.pub+`"]
+    evidence: {established_in: CN, management_in: [CN], operates_from: [CN], data_to: [CN], reviewed_on: 2026-10-01, review_by: 2099-01-01}
+`+strings.ReplaceAll(opcuaRules("monitoring", "line-opc", ns), "[monitoring]", "[vendor-de, vendor-prc]"))
+	allied.addr, prc.addr = gw.SSHAddr().String(), gw.SSHAddr().String()
+
+	res := runNode(t, "opc.tcp://"+allied.tunnelTo("line-opc", 4840), opcuaServiceOps(ns), 60*time.Second)
+	checkOPCUAServices(t, plc, res)
+	waitAudit(t, gw, "the allied vendor's session", func(r *auditRec) bool {
+		return r.Type == "session.open" && r.Party == "vendor-de" && r.Listener == "ssh-line-opc" && strings.Contains(r.Detail, "ssh key SHA256:")
+	})
+
+	// The PRC-managed vendor: the tunnel's channel waits for approval.
+	local := prc.tunnelTo("line-opc", 4840)
+	type outcome struct {
+		res []nodeopcua.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		res, _, err := nodeopcua.Run(ctx, "opc.tcp://"+local, []nodeopcua.Op{
+			{"op": "read", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.OvercurrentPickup"},
+			{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.OvercurrentPickup", "dataType": "Double", "value": 999},
+		})
+		done <- outcome{res, err}
+	}()
+	api := newAdminClient(t, gw.AdminSocket())
+	var pending struct {
+		Requests []struct {
+			ID    string `json:"id"`
+			Party struct {
+				ID string `json:"id"`
+			} `json:"party"`
+		} `json:"requests"`
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		api.do("alice", "GET", "/v1/requests?state=pending", nil, &pending)
+		if len(pending.Requests) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the PRC vendor's tunnel filed no access request")
+		}
+	}
+	select {
+	case o := <-done:
+		t.Fatalf("the PRC vendor's session ran before approval: %+v %v", o.res, o.err)
+	default:
+	}
+	writesBefore := plc.WritesTo("Feeder.Protection.OvercurrentPickup")
+	id := pending.Requests[0].ID
+	for _, u := range []string{"alice", "bob"} {
+		if code := api.do(u, "POST", "/v1/requests/"+id+"/approve", map[string]any{"note": "ok"}, nil); code != 200 {
+			t.Fatalf("%s approving %s: HTTP %d", u, id, code)
+		}
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatalf("node-opcua after approval: %v", o.err)
+	}
+	if o.res[0].StatusCode != "Good" {
+		t.Errorf("read after approval: %+v", o.res[0])
+	}
+	if o.res[1].StatusCode != "BadUserAccessDenied" || plc.WritesTo("Feeder.Protection.OvercurrentPickup") != writesBefore {
+		t.Errorf("write without a write grant: %+v; PLC writes %d, before %d", o.res[1], plc.WritesTo("Feeder.Protection.OvercurrentPickup"), writesBefore)
+	}
+	waitAudit(t, gw, "the PRC vendor's held write", func(r *auditRec) bool {
+		return r.Type == "command" && r.Party == "vendor-prc" && r.Service == "Write" && r.Decision == "held"
+	})
+	waitAudit(t, gw, "the PRC vendor's session under the grant", func(r *auditRec) bool {
+		return r.Type == "command" && r.Party == "vendor-prc" && r.Service == "Read" && r.Grant == id
+	})
+}
+
+// approverAccounts writes an accounts file with two approvers, alice and
+// bob (password USER-password), and returns its path.
+func approverAccounts(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("accounts:\n")
+	for _, u := range []string{"alice", "bob"} {
+		h, err := adminapi.HashPassword(u + "-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  - {user: %s, name: %s, roles: [approver], hash: %q}\n", u, u, h)
+	}
+	path := filepath.Join(dir, "accounts.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// node-opcua, a stack nobody here wrote, as the PLC: brana reaches it with
+// Basic256Sha256 SignAndEncrypt and the target's own user, which the vendor
+// never sees; the vendor's allowed write arrives, the denied one does not.
+func TestOPCUADownstreamSignAndEncrypt(t *testing.T) {
+	nodeopcua.Require(t)
+	srv := nodeopcua.StartServer(t, nodeopcua.ServerOptions{User: "brana-gw", Password: "s3cret-plc-pw"})
+	ns := srv.NamespaceURI()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "plc.pw"), []byte(srv.Password()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := gwtest.Start(t, configHead+`
+listeners:
+  - name: opc-lab
+    protocol: opcua
+    address: 127.0.0.1:0
+    target: node-plc
+targets:
+  - name: node-plc
+    protocol: opcua
+    endpoint: `+srv.Endpoint()+`
+    security_policy: Basic256Sha256
+    security_mode: SignAndEncrypt
+    username: `+srv.User()+`
+    password_file: `+filepath.Join(dir, "plc.pw")+`
+`+partiesYAML+`
+rules:
+  - name: opc-read
+    parties: [monitoring]
+    targets: [node-plc]
+    classes: [read]
+    opcua: {namespace: "`+ns+`"}
+  - name: opc-read-ns0
+    parties: [monitoring]
+    targets: [node-plc]
+    classes: [read]
+    opcua: {namespace: "http://opcfoundation.org/UA/"}
+  - name: opc-setpoint
+    parties: [monitoring]
+    targets: [node-plc]
+    classes: [write]
+    opcua: {namespace: "`+ns+`", nodes: ["s=Feeder.Setpoint"]}
+`)
+	res := runNode(t, "opc.tcp://"+gw.Addr("opc-lab").String(), []nodeopcua.Op{
+		{"op": "read", "nodeId": "nsu=" + ns + ";s=Feeder.Voltage"},
+		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Setpoint", "dataType": "Double", "value": 42.5},
+		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Limits", "dataType": "Double", "value": []float64{1, 2, 3, 4}},
+		{"op": "read", "nodeId": "nsu=" + ns + ";s=Feeder.Setpoint"},
+	}, 90*time.Second)
+	if res[0].StatusCode != "Good" || res[0].DataType != "Double" {
+		t.Errorf("read Voltage: %+v", res[0])
+	}
+	if res[1].StatusCode != "Good" || srv.WritesTo("Feeder.Setpoint") != 1 {
+		t.Errorf("allowed write: %+v; PLC saw %d", res[1], srv.WritesTo("Feeder.Setpoint"))
+	}
+	if res[2].StatusCode != "BadUserAccessDenied" || srv.WritesTo("Feeder.Limits") != 0 {
+		t.Errorf("denied write: %+v; PLC saw %d", res[2], srv.WritesTo("Feeder.Limits"))
+	}
+	if v, _ := res[3].Value.(float64); v != 42.5 {
+		t.Errorf("setpoint read back: %+v", res[3])
+	}
+	waitAudit(t, gw, "the session over SignAndEncrypt", func(r *auditRec) bool {
+		return r.Type == "session.open" && strings.Contains(r.Detail, "PLC session Basic256Sha256/SignAndEncrypt")
+	})
 }

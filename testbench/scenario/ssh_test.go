@@ -54,13 +54,19 @@ func (v *sshVendor) exec(cmd ...string) (string, error) {
 // tunnel runs ssh -N -L to target's Modbus port and returns the local address.
 func (v *sshVendor) tunnel(target string) string {
 	v.t.Helper()
+	return v.tunnelTo(target, 502)
+}
+
+// tunnelTo runs ssh -N -L to target:port and returns the local address.
+func (v *sshVendor) tunnelTo(target string, port int) string {
+	v.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		v.t.Fatal(err)
 	}
 	local := ln.Addr().String()
 	ln.Close()
-	c := exec.Command("ssh", v.args("-N", "-o", "ExitOnForwardFailure=yes", "-L", local+":"+target+":502")...)
+	c := exec.Command("ssh", v.args("-N", "-o", "ExitOnForwardFailure=yes", "-L", local+":"+target+":"+fmt.Sprint(port))...)
 	c.Stderr = os.Stderr
 	if err := c.Start(); err != nil {
 		v.t.Fatal(err)
