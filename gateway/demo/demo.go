@@ -339,19 +339,20 @@ Vendors with nothing but OpenSSH (keys written next to the config; the host key 
     ssh -i %[14]s -p %[12]s vendor@%[13]s status
     ssh -i %[14]s -p %[12]s -N -L 1503:feeder-plc:502 vendor@%[13]s
 
-OPC UA (any client, security None, anonymous; the test client below needs node and 'make test-deps'):
+OPC UA (any client, security None, anonymous; the test client below runs from the repository
+after 'make test-deps'):
 "monitoring" and both vendors may browse and read the feeder's namespace %[16]s
 and namespace 0, and write Feeder.Protection.OvercurrentPickup and nothing else; any other write is
 answered Bad_UserAccessDenied and never reaches the PLC.
   on loopback, as "monitoring": %[15]s
-    node testbench/nodeopcua/client.js %[15]s '[{"op":"read","nodeId":"nsu=%[16]s;s=Feeder.Measurements.Voltage"}]'
+    node testbench/nodeopcua/client.js %[15]s '[{"op":"read","nodeId":"nsu=%[16]s;s=Feeder.Protection.OvercurrentPickup"}]'
   the allowed write, then a denied one (Feeder.Protection.TimeDelay: Bad_UserAccessDenied):
     node testbench/nodeopcua/client.js %[15]s '[{"op":"write","nodeId":"nsu=%[16]s;s=Feeder.Protection.OvercurrentPickup","dataType":"Double","value":450}]'
     node testbench/nodeopcua/client.js %[15]s '[{"op":"write","nodeId":"nsu=%[16]s;s=Feeder.Protection.TimeDelay","dataType":"Double","value":7}]'
   the German vendor through its SSH tunnel, then any OPC UA client on opc.tcp://127.0.0.1:4840:
     ssh -i %[11]s -p %[12]s -N -L 4840:line-opc:4840 vendor@%[13]s
     node testbench/nodeopcua/client.js opc.tcp://127.0.0.1:4840 '[{"op":"browse","path":"Feeder","namespace":"%[16]s"}]'
-  each write is in the audit log, per node with its decision and rule:
+  each request is in the audit log, per node with its decision (a denial names the rule that came closest):
     tail -n 5 %[6]s
 (approver passwords are for this demo run only)
 

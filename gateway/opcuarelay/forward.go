@@ -67,6 +67,9 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 		it.Decision = "allow"
 		if rule != nil {
 			it.Rule = rule.Name
+			if rec.Rule == "" {
+				rec.Rule = rule.Name // the first allowing rule, for filtering; each item has its own
+			}
 		}
 		if gid != "" {
 			rec.Grant = gid

@@ -2,7 +2,9 @@ package opcua
 
 import "errors"
 
-// Errors are returned as these sentinels, unwrapped; compare with errors.Is.
+// Classification and mapping errors are these sentinels, unwrapped; compare
+// with errors.Is. Decoding and encoding errors are *CodecError, which wraps
+// the OPC UA status code to answer with.
 var (
 	// ErrNilRequest: Classify was given no request (or a nil pointer).
 	ErrNilRequest = errors.New("opcua: nil request")

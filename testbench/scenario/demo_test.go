@@ -105,19 +105,24 @@ func demoOPCUA(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string
 	nodeopcua.Require(t)
 	endpoint := "opc.tcp://" + gw.Addr("opc-lab").String()
 	ns := plant.OPCUA.NamespaceURI()
+	pickup := "nsu=" + ns + ";s=Feeder.Protection.OvercurrentPickup"
 	res := runNode(t, endpoint, []nodeopcua.Op{
-		{"op": "read", "nodeId": "nsu=" + ns + ";s=Feeder.Measurements.Voltage"},
-		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.OvercurrentPickup", "dataType": "Double", "value": 450},
+		{"op": "read", "nodeId": pickup},
+		{"op": "write", "nodeId": pickup, "dataType": "Double", "value": 450},
 		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.TimeDelay", "dataType": "Double", "value": 7},
+		{"op": "read", "nodeId": pickup},
 	}, 60*time.Second)
 	if res[0].StatusCode != "Good" || res[0].DataType != "Double" {
-		t.Errorf("read of the voltage: %+v", res[0])
+		t.Errorf("read of the overcurrent pickup: %+v", res[0])
 	}
 	if res[1].StatusCode != "Good" {
 		t.Errorf("write of the overcurrent pickup: %+v", res[1])
 	}
 	if res[2].StatusCode != "BadUserAccessDenied" {
 		t.Errorf("write of the time delay: %+v, want BadUserAccessDenied", res[2])
+	}
+	if v, _ := res[3].Value.(float64); v != 450 {
+		t.Errorf("overcurrent pickup after the write: %+v, want 450", res[3])
 	}
 	if n := plant.OPCUA.WritesTo("Feeder.Protection.TimeDelay"); n != 0 {
 		t.Errorf("the simulated feeder saw %d writes to TimeDelay; want 0", n)
@@ -135,7 +140,7 @@ func demoOPCUA(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string
 			}
 			it := r.Items[0]
 			switch {
-			case r.Service == "Read" && strings.Contains(it.Node, "Feeder.Measurements.Voltage"):
+			case r.Service == "Read" && strings.Contains(it.Node, "Feeder.Protection.OvercurrentPickup"):
 				read = read || r.Decision == "allow" && it.Decision == "allow"
 			case r.Service == "Write" && strings.Contains(it.Node, "Feeder.Protection.OvercurrentPickup"):
 				allowed = allowed || r.Decision == "allow" && it.Decision == "allow" && it.Value == "450"

@@ -1,17 +1,21 @@
 package scenario
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	gopcua "github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/brana-ot/brana/protocols/opcua"
 	"github.com/brana-ot/brana/testbench/gwtest"
+	"github.com/brana-ot/brana/testbench/opcuasim"
 )
 
 // uaConn is a hand-driven OPC UA client connection, for sending what no
@@ -93,12 +97,18 @@ func (u *uaConn) open() (uint32, uint32) {
 	if typ, _ := u.read(); typ != "ACK" {
 		u.t.Fatalf("HEL answered with %s", typ)
 	}
+	return u.opn(0, ua.SecurityTokenRequestTypeIssue)
+}
+
+// opn sends OpenSecureChannel (Issue or Renew) and returns the channel and token ids.
+func (u *uaConn) opn(chanID uint32, kind ua.SecurityTokenRequestType) (uint32, uint32) {
+	u.t.Helper()
 	body, err := opcua.EncodeRequest(nil, &ua.OpenSecureChannelRequest{RequestHeader: reqHeader(),
-		RequestType: ua.SecurityTokenRequestTypeIssue, SecurityMode: ua.MessageSecurityModeNone, RequestedLifetime: 600000})
+		RequestType: kind, SecurityMode: ua.MessageSecurityModeNone, RequestedLifetime: 600000})
 	if err != nil {
 		u.t.Fatal(err)
 	}
-	rest := u32(nil, 0)
+	rest := u32(nil, chanID)
 	rest = u32(rest, uint32(len(ua.SecurityPolicyURINone)))
 	rest = append(rest, ua.SecurityPolicyURINone...)
 	rest = u32(u32(rest, 0xffffffff), 0xffffffff)
@@ -109,7 +119,7 @@ func (u *uaConn) open() (uint32, uint32) {
 	if typ != "OPN" {
 		u.t.Fatalf("OPN answered with %s %q", typ, resp)
 	}
-	chanID := binary.LittleEndian.Uint32(resp)
+	chanID = binary.LittleEndian.Uint32(resp)
 	// OPN response: channel id, policy uri, two null byte strings, sequence header, then the body.
 	off := 4 + 4 + len(ua.SecurityPolicyURINone) + 8 + 8
 	r, err := opcua.DecodeResponse(resp[off:])
@@ -225,6 +235,23 @@ targets:
 			return r.Type == "command" && r.Decision == "invalid" && r.Listener == "opc-lab" && strings.Contains(r.Detail, "2147483647")
 		})
 	})
+	t.Run("token-renewal", func(t *testing.T) {
+		u := dialUA(t, addr)
+		ch, tok := u.open()
+		ch2, tok2 := u.opn(ch, ua.SecurityTokenRequestTypeRenew)
+		if ch2 != ch || tok2 == tok {
+			t.Fatalf("renewal gave channel %d token %d; had %d/%d", ch2, tok2, ch, tok)
+		}
+		get, _ := opcua.EncodeRequest(nil, &ua.GetEndpointsRequest{RequestHeader: reqHeader(), EndpointURL: "opc.tcp://brana"})
+		for i, token := range []uint32{tok, tok2} { // the old token is still good during its overlap
+			u.msg(ch, token, uint32(10+i), get)
+			if _, ok := u.response().(*ua.GetEndpointsResponse); !ok {
+				t.Fatalf("token %d refused after renewal", token)
+			}
+		}
+		u.msg(ch, tok2+7, 12, get)
+		u.expectErr(0x80870000, "unknown security token")
+	})
 	t.Run("service-before-session", func(t *testing.T) {
 		u := dialUA(t, addr)
 		ch, tok := u.open()
@@ -240,5 +267,56 @@ targets:
 	})
 	if c := plc.Counters(); c.Writes != 0 {
 		t.Fatalf("the PLC saw %d writes", c.Writes)
+	}
+}
+
+// A dead PLC: the vendor's session cannot be activated and says why in a
+// status code, the refusal is in the audit log, and once the PLC is back
+// the next session works. gopcua is the client here.
+func TestOPCUADeadPLC(t *testing.T) {
+	plcAddr := freeAddr(t)
+	gw := gwtest.Start(t, configHead+`
+listeners:
+  - name: opc-lab
+    protocol: opcua
+    address: 127.0.0.1:0
+    target: line-opc
+targets:
+  - name: line-opc
+    protocol: opcua
+    endpoint: opc.tcp://`+plcAddr+`
+    timeout: 1s
+`+partiesYAML+opcuaRules("monitoring", "line-opc", "urn:brana:testbench:feeder"))
+	endpoint := "opc.tcp://" + gw.Addr("opc-lab").String()
+	connect := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := gopcua.NewClient(endpoint, gopcua.SecurityMode(ua.MessageSecurityModeNone), gopcua.AutoReconnect(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if err := c.Connect(ctx); err != nil {
+			return err
+		}
+		_, err = c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: ua.NewNumericNodeID(0, 2258), AttributeID: ua.AttributeIDValue}}})
+		return err
+	}
+	if err := connect(); !errors.Is(err, ua.StatusBadNoCommunication) {
+		t.Fatalf("session with the PLC down: %v, want BadNoCommunication", err)
+	}
+	waitAudit(t, gw, "the refused session", func(r *auditRec) bool {
+		return r.Type == "session.refused" && r.Reason == "target-unreachable" && r.Target == "line-opc"
+	})
+	plc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://" + plcAddr, Model: "feeder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer plc.Close()
+	if err := connect(); err != nil {
+		t.Fatalf("session once the PLC is up: %v", err)
 	}
 }

@@ -1,0 +1,114 @@
+package opcuatarget
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua/ua"
+
+	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/testbench/opcuasim"
+)
+
+func ep(policy string, mode ua.MessageSecurityMode, tokens ...ua.UserTokenType) *ua.EndpointDescription {
+	e := &ua.EndpointDescription{SecurityPolicyURI: "http://opcfoundation.org/UA/SecurityPolicy#" + policy, SecurityMode: mode}
+	for _, t := range tokens {
+		e.UserIdentityTokens = append(e.UserIdentityTokens, &ua.UserTokenPolicy{TokenType: t})
+	}
+	return e
+}
+
+func TestChooseEndpoint(t *testing.T) {
+	anon, user := ua.UserTokenTypeAnonymous, ua.UserTokenTypeUserName
+	offered := []*ua.EndpointDescription{
+		ep("None", ua.MessageSecurityModeNone, anon),
+		ep("Basic256Sha256", ua.MessageSecurityModeSign, anon, user),
+		ep("Basic256Sha256", ua.MessageSecurityModeSignAndEncrypt, user),
+		ep("Aes128_Sha256_RsaOaep", ua.MessageSecurityModeSignAndEncrypt, anon),
+		ep("Basic128Rsa15", ua.MessageSecurityModeSignAndEncrypt, anon, user), // deprecated: only if named
+	}
+	tests := []struct {
+		name          string
+		policy, mode  string
+		user          string
+		want, wantErr string
+	}{
+		{"ok/auto-anonymous-takes-strongest-encrypting", "auto", "auto", "", "Aes128_Sha256_RsaOaep/SignAndEncrypt", ""},
+		{"ok/auto-user", "auto", "auto", "brana", "Basic256Sha256/SignAndEncrypt", ""},
+		{"ok/named-sign", "Basic256Sha256", "Sign", "", "Basic256Sha256/Sign", ""},
+		{"ok/named-none", "None", "None", "", "None/None", ""},
+		{"fail/not-offered", "Aes256_Sha256_RsaPss", "auto", "", "", "offers no endpoint for security Aes256_Sha256_RsaPss/auto with anonymous users"},
+		{"fail/user-on-none", "None", "None", "brana", "", "offers None/None, Basic256Sha256/Sign"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := &Target{cfg: config.Target{SecurityPolicy: tt.policy, SecurityMode: tt.mode, Username: tt.user}}
+			got, _, err := tg.choose(offered)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("choose: %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || security(got) != tt.want {
+				t.Fatalf("choose = %v, %v; want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// Outstanding Publish requests stay within max_publish: the others wait at
+// brana rather than earn a BadTooManyPublishRequests from the PLC.
+func TestPublishLimit(t *testing.T) {
+	plc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://127.0.0.1:0", Model: "feeder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer plc.Close()
+	id, _, err := LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := New(config.Target{Name: "plc", Endpoint: plc.Endpoint(), SecurityPolicy: "auto", SecurityMode: "auto",
+		Timeout: config.Duration(5 * time.Second), MaxSessions: 1, MaxPublish: 2}, id, "", slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := tg.Open(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := tg.Open(ctx, "second"); err != ErrBusy {
+		t.Fatalf("second session with max_sessions 1: %v, want ErrBusy", err)
+	}
+	// A subscription that answers Publish only every few seconds.
+	resp, err := s.Do(ctx, &ua.CreateSubscriptionRequest{RequestedPublishingInterval: 1000, RequestedLifetimeCount: 60,
+		RequestedMaxKeepAliveCount: 3, PublishingEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.(*ua.CreateSubscriptionResponse); !ok {
+		t.Fatalf("CreateSubscription: %T %v", resp, resp.Header().ServiceResult)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Do(ctx, &ua.PublishRequest{})
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(s.pub); n != 2 {
+		t.Fatalf("%d Publish requests at the PLC, want max_publish = 2", n)
+	}
+	wg.Wait() // keep-alives answer them all within a few seconds
+}
