@@ -191,6 +191,9 @@ func (s *session) activate(ctx context.Context, reqID uint32, r *ua.ActivateSess
 			return
 		}
 		s.plc = plc
+		// A PLC session that cannot be restored ends the vendor's session
+		// too: the vendor's stack then starts afresh, subscriptions included.
+		plc.OnLost(func(err error) { c.kill(err.Error()) })
 		s.ns = opcua.NewNamespaceMap(plc.Namespaces())
 		s.cl = opcua.Classifier{Aliases: &s.aliases, Methods: &s.methods, Namespaces: s.ns}
 		s.activated = true

@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gopcua/opcua"
@@ -155,12 +156,14 @@ func (t *Target) open(ctx context.Context, name string) (*Session, error) {
 	opts := append(base,
 		opcua.SecurityFromEndpoint(ep, tok),
 		opcua.SessionName("brana "+name),
-		opcua.SessionTimeout(10*time.Minute),
+		opcua.SessionTimeout(sessionTimeout),
 		// Publish is a long poll: ordinary requests are bounded by their
 		// context instead of the channel's request timeout.
 		opcua.RequestTimeout(publishTimeout),
-		opcua.AutoReconnect(true),
-		opcua.ReconnectInterval(2*time.Second),
+		// brana restores the session itself (see restore): gopcua v0.8.0's
+		// own reconnect closes the session it has just re-activated, and
+		// with it every subscription the vendor had.
+		opcua.AutoReconnect(false),
 	)
 	if tok == ua.UserTokenTypeUserName {
 		opts = append(opts, opcua.AuthUsername(t.cfg.Username, t.password))
@@ -175,29 +178,74 @@ func (t *Target) open(ctx context.Context, name string) (*Session, error) {
 		return nil, fmt.Errorf("connect to %s (%s): %w", t.cfg.Endpoint, security(ep), err)
 	}
 	t.log.Info("opc ua session opened", "endpoint", t.cfg.Endpoint, "security", security(ep), "user", tokenName(tok))
-	return &Session{t: t, c: c, pub: make(chan struct{}, t.cfg.MaxPublish),
+	return &Session{t: t, c: c, opts: opts, ns: c.Namespaces(), pub: make(chan struct{}, t.cfg.MaxPublish),
 		Security: security(ep)}, nil
 }
 
-// publishTimeout bounds one Publish at the PLC: far longer than any
-// keep-alive a subscription can ask for, short enough to free a stuck slot.
-const publishTimeout = 10 * time.Minute
+const (
+	// publishTimeout bounds one Publish at the PLC: far longer than any
+	// keep-alive a subscription can ask for, short enough to free a stuck slot.
+	publishTimeout = 10 * time.Minute
+	// sessionTimeout is how long the PLC keeps the session (and the
+	// vendor's subscriptions) while brana restores a dropped connection.
+	sessionTimeout = 10 * time.Minute
+)
 
-// Session is one PLC session.
+// Session is one PLC session. When its connection drops, brana opens a new
+// secure channel and re-activates the same session on it, so that the
+// vendor's subscriptions and monitored items live on; only if the PLC no
+// longer knows the session is it lost, and OnLost says so.
 type Session struct {
-	t   *Target
-	c   *opcua.Client
-	pub chan struct{} // outstanding Publish requests
+	t    *Target
+	opts []opcua.Option
+	ns   []string
+	pub  chan struct{} // outstanding Publish requests
+
+	mu        sync.Mutex
+	c         *opcua.Client
+	restoring chan struct{} // closed when a restore ends; nil when none runs
+	lost      error         // the session is gone for good
+	closed    bool
+	onLost    func(error)
 
 	Security string // policy/mode in use, for the audit log
 }
 
 // Namespaces is the PLC's NamespaceArray as read at connect.
-func (s *Session) Namespaces() []string { return s.c.Namespaces() }
+func (s *Session) Namespaces() []string { return s.ns }
+
+// OnLost sets what runs once when the PLC session cannot be restored.
+func (s *Session) OnLost(f func(error)) {
+	s.mu.Lock()
+	s.onLost = f
+	s.mu.Unlock()
+}
+
+// current waits for a restore in progress and returns the client to use.
+func (s *Session) current(ctx context.Context) (*opcua.Client, error) {
+	for {
+		s.mu.Lock()
+		c, wait, lost := s.c, s.restoring, s.lost
+		s.mu.Unlock()
+		switch {
+		case lost != nil:
+			return nil, lost
+		case wait == nil:
+			return c, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
 
 // Do sends req and returns the PLC's response, which may be a
 // *ua.ServiceFault. A Publish waits for a free slot (max_publish) and is not
-// cut by the target's timeout; everything else is.
+// cut by the target's timeout; everything else is. A request that fails
+// because the connection dropped is not sent again (it may have reached the
+// PLC); the connection is restored for the next one.
 func (s *Session) Do(ctx context.Context, req ua.Request) (ua.Response, error) {
 	if _, ok := req.(*ua.PublishRequest); ok {
 		select {
@@ -206,13 +254,26 @@ func (s *Session) Do(ctx context.Context, req ua.Request) (ua.Response, error) {
 			return nil, ctx.Err()
 		}
 		defer func() { <-s.pub }()
+		// The vendor's own timeout hint bounds the poll, so that a
+		// Publish lost with a dropped PLC connection frees its slot.
+		wait := publishTimeout
+		if h := req.Header(); h != nil && h.TimeoutHint > 0 {
+			wait = min(wait, time.Duration(h.TimeoutHint)*time.Millisecond+s.t.Timeout())
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
 	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.t.Timeout())
 		defer cancel()
 	}
+	c, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var resp ua.Response
-	err := s.c.Send(ctx, req, func(r ua.Response) error {
+	err = c.Send(ctx, req, func(r ua.Response) error {
 		resp = r
 		return nil
 	})
@@ -222,14 +283,109 @@ func (s *Session) Do(ctx context.Context, req ua.Request) (ua.Response, error) {
 	if err == nil {
 		err = errors.New("no response")
 	}
+	if dropped(err) && ctx.Err() == nil {
+		s.restore(c)
+	}
 	return nil, err
+}
+
+// dropped reports whether err means the connection to the PLC is gone.
+func dropped(err error) bool {
+	var st ua.StatusCode
+	if errors.As(err, &st) {
+		return st == ua.StatusBadServerNotConnected || st == ua.StatusBadSecureChannelClosed ||
+			st == ua.StatusBadConnectionClosed || st == ua.StatusBadSecureChannelIDInvalid
+	}
+	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// restore starts re-activating the session on a new connection, once for
+// the client that failed.
+func (s *Session) restore(failed *opcua.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c != failed || s.restoring != nil || s.lost != nil || s.closed {
+		return
+	}
+	s.restoring = make(chan struct{})
+	go s.reactivate(failed)
+}
+
+func (s *Session) reactivate(failed *opcua.Client) {
+	log := s.t.log
+	sess, _ := failed.DetachSession(context.Background())
+	failed.Close(context.Background()) // no session attached: only the channel closes
+	deadline := time.Now().Add(sessionTimeout)
+	var err error
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		if attempt > 0 {
+			time.Sleep(min(time.Duration(attempt)*time.Second, 10*time.Second))
+		}
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed || sess == nil {
+			break
+		}
+		var c *opcua.Client
+		if c, err = opcua.NewClient(s.t.cfg.Endpoint, s.opts...); err != nil {
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.t.Timeout()+5*time.Second)
+		if err = c.Dial(ctx); err != nil {
+			cancel()
+			log.Debug("opc ua reconnect failed", "err", err, "attempt", attempt+1)
+			continue
+		}
+		err = c.ActivateSession(ctx, sess)
+		cancel()
+		if err != nil {
+			c.Close(context.Background())
+			break // the PLC no longer knows the session
+		}
+		log.Info("opc ua session restored on a new connection", "endpoint", s.t.cfg.Endpoint, "attempts", attempt+1)
+		s.mu.Lock()
+		closed = s.closed
+		if !closed {
+			s.c = c
+		}
+		close(s.restoring)
+		s.restoring = nil
+		s.mu.Unlock()
+		if closed { // the vendor left while we reconnected
+			c.Close(context.Background())
+		}
+		return
+	}
+	if err == nil {
+		err = errors.New("the session could not be restored")
+	}
+	err = fmt.Errorf("the PLC session is lost: %w", err)
+	log.Warn("opc ua session lost", "endpoint", s.t.cfg.Endpoint, "err", err)
+	s.mu.Lock()
+	s.lost = err
+	close(s.restoring)
+	s.restoring = nil
+	f := s.onLost
+	s.mu.Unlock()
+	if f != nil {
+		f(err)
+	}
 }
 
 // Close closes the PLC session and frees its slot.
 func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	c := s.c
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.c.Close(ctx); err != nil {
+	if err := c.Close(ctx); err != nil {
 		s.t.log.Debug("closing the opc ua session", "err", err)
 	}
 	<-s.t.slots

@@ -3,9 +3,12 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -389,4 +392,114 @@ rules:
 	waitAudit(t, gw, "the session over SignAndEncrypt", func(r *auditRec) bool {
 		return r.Type == "session.open" && strings.Contains(r.Detail, "PLC session Basic256Sha256/SignAndEncrypt")
 	})
+}
+
+// The PLC's network drops every connection in the middle of a
+// subscription: brana opens a new secure channel, re-activates the same PLC
+// session on it, and the vendor's subscription keeps delivering without the
+// vendor noticing. The PLC is node-opcua (SignAndEncrypt, a user), behind a
+// TCP path the test can cut.
+func TestOPCUAPLCReconnect(t *testing.T) {
+	nodeopcua.Require(t)
+	srv := nodeopcua.StartServer(t, nodeopcua.ServerOptions{User: "brana-gw", Password: "s3cret-plc-pw"})
+	ns := srv.NamespaceURI()
+	path := newCuttable(t, strings.TrimPrefix(srv.Endpoint(), "opc.tcp://"))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "plc.pw"), []byte(srv.Password()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := gwtest.Start(t, configHead+`
+listeners:
+  - name: opc-lab
+    protocol: opcua
+    address: 127.0.0.1:0
+    target: node-plc
+targets:
+  - name: node-plc
+    protocol: opcua
+    endpoint: opc.tcp://`+path.addr()+`
+    username: `+srv.User()+`
+    password_file: `+filepath.Join(dir, "plc.pw")+`
+    timeout: 3s
+`+partiesYAML+strings.ReplaceAll(opcuaRules("monitoring", "line-opc", ns), "line-opc", "node-plc"))
+	go func() {
+		time.Sleep(8 * time.Second)
+		t.Logf("cut %d connections to the PLC", path.cut())
+	}()
+	res := runNode(t, "opc.tcp://"+gw.Addr("opc-lab").String(), []nodeopcua.Op{
+		{"op": "subscribe", "nodeId": "nsu=" + ns + ";s=Feeder.Voltage", "seconds": 20, "publishingInterval": 500, "samplingInterval": 250},
+		{"op": "read", "nodeId": "nsu=" + ns + ";s=Feeder.Voltage"},
+	}, 120*time.Second)
+	sub := res[0]
+	if sub.Terminated || sub.LastNotificationSeconds == nil || *sub.LastNotificationSeconds < 15 {
+		for _, r := range readAudit(t, gw.AuditPath()) {
+			t.Log(r.String())
+		}
+		t.Fatalf("subscription across the PLC reconnect: %d notifications, the last at %v s of 20, terminated %v, errors %v",
+			sub.Notifications, sub.LastNotificationSeconds, sub.Terminated, sub.Errors)
+	}
+	if res[1].StatusCode != "Good" {
+		t.Fatalf("read after the reconnect: %+v", res[1])
+	}
+	waitAudit(t, gw, "one session only", func(r *auditRec) bool { return r.Type == "session.close" })
+	opens := 0
+	for _, r := range readAudit(t, gw.AuditPath()) {
+		if r.Type == "session.open" {
+			opens++
+		}
+	}
+	if opens != 1 {
+		t.Fatalf("%d vendor sessions; the reconnect should be invisible to the vendor", opens)
+	}
+}
+
+// cuttable is a TCP path to addr whose connections the test can cut, as a
+// failing switch or cable would.
+type cuttable struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCuttable(t *testing.T, addr string) *cuttable {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttable{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cuttable) addr() string { return p.ln.Addr().String() }
+
+// cut closes every connection on the path and reports how many pairs.
+func (p *cuttable) cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	n := len(p.conns) / 2
+	p.conns = nil
+	return n
 }
