@@ -367,11 +367,11 @@ func (p *Policy) DecideAdmitted(a *Admission, approved bool, party *Party, targe
 
 // DecideOPCUAAdmitted is DecideAdmitted for one element of an OPC UA
 // request: the session's admission and grant first, then DecideOPCUA.
-func (p *Policy) DecideOPCUAAdmitted(a *Admission, approved bool, party *Party, target string, ns *opcua.NamespaceMap, e *opcua.Element) (*Rule, error) {
+func (p *Policy) DecideOPCUAAdmitted(a *Admission, approved bool, party *Party, target string, v *OPCUAView, e *opcua.Element) (*Rule, error) {
 	if d := p.admitted(a, approved, e.Class); d != nil {
 		return nil, d
 	}
-	return p.DecideOPCUA(party, target, ns, e)
+	return p.DecideOPCUAIn(party, target, v, e)
 }
 
 // admitted is the part of the decision that comes before the rules.

@@ -16,7 +16,8 @@ import (
 // session's NamespaceArray, since indexes differ between servers.
 type OPCUARuleSpec struct {
 	Namespace       string            `yaml:"namespace"`         // namespace URI the node ids are in
-	Nodes           []string          `yaml:"nodes"`             // NodeIds, or "s=Prefix.*" for string ids with a prefix; empty: any node of the namespace
+	Nodes           []string          `yaml:"nodes"`             // NodeIds, or "s=Prefix.*" for string ids with a prefix; empty (and no paths): any node of the namespace
+	Paths           []string          `yaml:"paths"`             // browse paths from the Objects folder, "Feeder/Protection" (that node) or "Feeder/Protection/*" (and everything below it)
 	Attributes      []string          `yaml:"attributes"`        // attribute names, e.g. value, displayname; empty: value for Write, any for other services
 	Methods         []OPCUAMethodSpec `yaml:"methods"`           // the (object, method) pairs a Call may name; empty: no Call
 	AllowIndexRange bool              `yaml:"allow_index_range"` // allow elements that carry an IndexRange
@@ -34,6 +35,7 @@ type opcuaRule struct {
 	uri        string
 	anyNode    bool
 	nodes      []nodePat
+	paths      []OPCUAPath
 	anyAttr    bool   // attributes not given: value for Write, any elsewhere
 	attrs      uint64 // bit a: attribute id a allowed (a < 64)
 	methods    [][2]nodePat
@@ -115,7 +117,7 @@ func parseNodePat(s string) (nodePat, error) {
 func (c *compiler) compileOPCUA(path string, rs *RuleSpec, r *Rule) {
 	us := rs.OPCUA
 	path += ".opcua"
-	o := &opcuaRule{uri: us.Namespace, anyNode: len(us.Nodes) == 0, anyAttr: len(us.Attributes) == 0, indexRange: us.AllowIndexRange}
+	o := &opcuaRule{uri: us.Namespace, anyNode: len(us.Nodes) == 0 && len(us.Paths) == 0, anyAttr: len(us.Attributes) == 0, indexRange: us.AllowIndexRange}
 	for _, f := range []struct {
 		name string
 		set  bool
@@ -134,6 +136,14 @@ func (c *compiler) compileOPCUA(path string, rs *RuleSpec, r *Rule) {
 			continue
 		}
 		o.nodes = append(o.nodes, np)
+	}
+	for j, s := range us.Paths {
+		bp, err := parsePath(us.Namespace, s)
+		if err != nil {
+			c.errorf(fmt.Sprintf("%s.paths[%d]", path, j), "%v", err)
+			continue
+		}
+		o.paths = append(o.paths, bp)
 	}
 	for j, s := range us.Attributes {
 		a, ok := opcuaAttributes[strings.ToLower(strings.ReplaceAll(s, "_", ""))]
@@ -244,8 +254,9 @@ const (
 
 // checkOPCUA reports whether r allows e (nil), and if not, the denial and
 // how far r got.
-func (r *Rule) checkOPCUA(ns *opcua.NamespaceMap, e *opcua.Element, node, obj, meth *lazyID) (*Denial, int) {
+func (r *Rule) checkOPCUA(v *OPCUAView, e *opcua.Element, node, obj, meth *lazyID) (*Denial, int) {
 	o := r.opcua
+	ns := v.NS
 	if !r.classes.Has(e.Class) {
 		return &r.denials[ClassDenied], rankClass
 	}
@@ -283,6 +294,9 @@ func (r *Rule) checkOPCUA(ns *opcua.NamespaceMap, e *opcua.Element, node, obj, m
 				found = true
 				break
 			}
+		}
+		for i := 0; i < len(o.paths) && !found && v.Paths != nil; i++ {
+			found = v.Paths.Under(&o.paths[i], node.n)
 		}
 		if !found {
 			return &r.denials[NodeDenied], rankNode
@@ -328,6 +342,66 @@ func (r *Rule) checkOPCUA(ns *opcua.NamespaceMap, e *opcua.Element, node, obj, m
 // NodeIds; a string, GUID or opaque NodeId costs the one conversion of
 // ua.NodeID.StringID.
 func (p *Policy) DecideOPCUA(party *Party, target string, ns *opcua.NamespaceMap, e *opcua.Element) (*Rule, error) {
+	return p.DecideOPCUAIn(party, target, &OPCUAView{NS: ns}, e)
+}
+
+// OPCUAView is what a decision knows of one OPC UA session: the server's
+// NamespaceArray, and the browse paths of the rules resolved to nodes.
+type OPCUAView struct {
+	NS    *opcua.NamespaceMap
+	Paths PathSet // nil: no paths resolved, so rules that name paths match no node by them
+}
+
+// PathSet tells which nodes a browse path of a rule covers, as the
+// terminator resolved it against the server of one session.
+type PathSet interface {
+	Under(p *OPCUAPath, node *ua.NodeID) bool
+}
+
+// OPCUAPath is one browse path of a rule: browse names from the Objects
+// folder, each in the rule's namespace.
+type OPCUAPath struct {
+	Key       string // namespace and path, unique: "urn:x|Feeder/Protection/*"
+	Namespace string
+	Names     []string
+	Subtree   bool // the node and every node below it (hierarchical references)
+}
+
+// parsePath parses "A/B/C" or "A/B/*".
+func parsePath(uri, s string) (OPCUAPath, error) {
+	p := OPCUAPath{Key: uri + "|" + s, Namespace: uri}
+	rest, sub := strings.CutSuffix(s, "/*")
+	p.Subtree = sub
+	if rest == "" || strings.HasPrefix(rest, "/") || strings.HasSuffix(rest, "/") {
+		return p, fmt.Errorf("browse path %q: want names below the Objects folder separated by /, e.g. Feeder/Protection or Feeder/Protection/*", s)
+	}
+	for _, n := range strings.Split(rest, "/") {
+		if n == "" || n == "*" || strings.TrimSpace(n) != n {
+			return p, fmt.Errorf("browse path %q: empty or bad name %q (a * is allowed only as the last segment)", s, n)
+		}
+		p.Names = append(p.Names, n)
+	}
+	return p, nil
+}
+
+// OPCUAPaths lists the browse paths of the rules that may apply to party
+// on target, for the terminator to resolve before it decides.
+func (p *Policy) OPCUAPaths(party *Party, target string) []OPCUAPath {
+	pi := p.partyIndex(party)
+	ti, ok := p.targetIdx[target]
+	if pi < 0 || !ok {
+		return nil
+	}
+	var out []OPCUAPath
+	for _, r := range p.opcuaIndex[pi*len(p.targets)+ti] {
+		out = append(out, r.opcua.paths...)
+	}
+	return out
+}
+
+// DecideOPCUAIn is DecideOPCUA with rules that name browse paths resolved
+// in view.
+func (p *Policy) DecideOPCUAIn(party *Party, target string, v *OPCUAView, e *opcua.Element) (*Rule, error) {
 	pi := p.partyIndex(party)
 	if pi < 0 {
 		return nil, &p.unidentified
@@ -344,7 +418,7 @@ func (p *Policy) DecideOPCUA(party *Party, target string, ns *opcua.NamespaceMap
 	var closest *Denial
 	best := 0
 	for _, r := range rules {
-		d, rank := r.checkOPCUA(ns, e, &node, &obj, &meth)
+		d, rank := r.checkOPCUA(v, e, &node, &obj, &meth)
 		if d == nil {
 			return r, nil
 		}
@@ -362,6 +436,7 @@ func cloneOPCUA(s *OPCUARuleSpec) *OPCUARuleSpec {
 	c := *s
 	c.Nodes = slices.Clone(s.Nodes)
 	c.Attributes = slices.Clone(s.Attributes)
+	c.Paths = slices.Clone(s.Paths)
 	c.Methods = slices.Clone(s.Methods)
 	return &c
 }
@@ -393,5 +468,20 @@ func digestOPCUA(w *canon, spec *Spec) {
 			w.str(m.Method)
 		}
 		w.bool(o.AllowIndexRange)
+	}
+	// Paths came later: only specs that use them get the extra section.
+	paths := false
+	for _, rs := range spec.Rules {
+		paths = paths || rs.OPCUA != nil && len(rs.OPCUA.Paths) > 0
+	}
+	if paths {
+		w.str("opcua paths v1")
+		for _, rs := range spec.Rules {
+			if rs.OPCUA == nil {
+				w.int(0)
+				continue
+			}
+			w.strs(rs.OPCUA.Paths)
+		}
 	}
 }

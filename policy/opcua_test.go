@@ -274,3 +274,55 @@ func TestOPCUASpecAndDigest(t *testing.T) {
 		t.Fatal("digest ignores OPC UA rules")
 	}
 }
+
+// fakePaths covers, for each path key, the listed NodeId strings.
+type fakePaths map[string][]string
+
+func (f fakePaths) Under(p *OPCUAPath, n *ua.NodeID) bool { return slices.Contains(f[p.Key], n.String()) }
+
+func TestDecideOPCUABrowsePaths(t *testing.T) {
+	s := testSpec()
+	s.Rules = append(s.Rules, RuleSpec{Name: "vendor-ua-protection", Parties: []string{"vendor"}, Targets: []string{"plc1"},
+		Classes: []string{"write"}, OPCUA: &OPCUARuleSpec{Namespace: feederNS, Paths: []string{"Feeder/Protection/*", "Feeder/Setpoint"}}})
+	p, err := Compile(s, testTargets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := p.OPCUAPaths(p.Party("vendor"), "plc1")
+	if len(paths) != 2 || paths[0].Key != feederNS+"|Feeder/Protection/*" || !paths[0].Subtree ||
+		strings.Join(paths[1].Names, ".") != "Feeder.Setpoint" || paths[1].Subtree {
+		t.Fatalf("OPCUAPaths = %+v", paths)
+	}
+	resolved := fakePaths{
+		feederNS + "|Feeder/Protection/*": {"ns=2;s=Feeder.Protection", "ns=2;s=Feeder.Protection.TimeDelay"},
+		feederNS + "|Feeder/Setpoint":     {"ns=2;i=77"},
+	}
+	vendor := p.Party("vendor")
+	for _, tt := range []struct {
+		name  string
+		view  *OPCUAView
+		node  *ua.NodeID
+		allow bool
+	}{
+		{"ok/below-a-subtree-path", &OPCUAView{NS: nsA, Paths: resolved}, sid(2, "Feeder.Protection.TimeDelay"), true},
+		{"ok/exact-path", &OPCUAView{NS: nsA, Paths: resolved}, ua.NewNumericNodeID(2, 77), true},
+		{"fail/outside-the-paths", &OPCUAView{NS: nsA, Paths: resolved}, sid(2, "Feeder.Simulation.LoadCurrent"), false},
+		{"fail/paths-not-resolved", &OPCUAView{NS: nsA}, sid(2, "Feeder.Protection.TimeDelay"), false},
+		{"fail/covered-node-in-another-namespace", &OPCUAView{NS: nsB, Paths: resolved}, sid(2, "Feeder.Protection.TimeDelay"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.DecideOPCUAIn(vendor, "plc1", tt.view, writeElem(tt.node, ua.AttributeIDValue, ""))
+			if (err == nil) != tt.allow {
+				t.Fatalf("decision: %v, want allow=%v", err, tt.allow)
+			}
+		})
+	}
+	for _, bad := range []string{"", "/Feeder", "Feeder/", "Feeder//Protection", "Feeder/*/Protection", "*"} {
+		s := testSpec()
+		s.Rules = append(s.Rules, RuleSpec{Name: "bad", Parties: []string{"vendor"}, Targets: []string{"plc1"},
+			Classes: []string{"write"}, OPCUA: &OPCUARuleSpec{Namespace: feederNS, Paths: []string{bad}}})
+		if _, err := Compile(s, testTargets); err == nil || !strings.Contains(err.Error(), "paths[0]") {
+			t.Errorf("path %q: %v, want an error naming paths[0]", bad, err)
+		}
+	}
+}

@@ -45,6 +45,10 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	pol := c.s.d.Policy.Load()
 	adm := c.adm.Load()
 	party, target := c.id.Party, c.s.target.Name()
+	if paths := pol.OPCUAPaths(party, target); len(paths) > 0 {
+		s.resolvePaths(ctx, paths)
+	}
+	view := policy.OPCUAView{NS: s.ns, Paths: &s.paths}
 	rec := s.record(audit.Command, svc)
 	n := 0
 	for i := range elems {
@@ -59,7 +63,7 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	for i := range elems {
 		e := &elems[i]
 		gid := s.grant(grants, adm, e.Class)
-		rule, derr := pol.DecideOPCUAAdmitted(adm, gid != "", party, target, s.ns, e)
+		rule, derr := pol.DecideOPCUAAdmitted(adm, gid != "", party, target, &view, e)
 		if derr == nil && learnErr != nil && e.Service == "Call" {
 			derr = fmt.Errorf("the method's type could not be learned from the PLC: %w", learnErr)
 		}

@@ -39,6 +39,7 @@ type session struct {
 	aliases   opcua.AliasMap
 	methods   opcua.MethodMap
 	noType    map[string]bool // instance methods known to have no type method
+	paths     pathSet         // browse paths of the rules, resolved on this PLC
 	reg       *sessions.Session
 	closed    bool
 

@@ -503,3 +503,35 @@ func (p *cuttable) cut() int {
 	p.conns = nil
 	return n
 }
+
+// A rule may name browse paths instead of NodeIds: brana resolves them on
+// the PLC per session (TranslateBrowsePathsToNodeIds, then the subtree),
+// and a write below Feeder/Protection passes while one elsewhere does not.
+func TestOPCUABrowsePathRule(t *testing.T) {
+	nodeopcua.Require(t)
+	plc := startOPCUAPLC(t)
+	ns := plc.NamespaceURI()
+	rules := strings.Replace(opcuaRules("monitoring", "line-opc", ns), `nodes: ["s=Feeder.Protection.OvercurrentPickup"]`,
+		`paths: ["Feeder/Protection/*"]`, 1)
+	gw := gwtest.Start(t, configHead+`
+listeners:
+  - name: opc-lab
+    protocol: opcua
+    address: 127.0.0.1:0
+    target: line-opc
+targets:
+  - name: line-opc
+    protocol: opcua
+    endpoint: `+plc.Endpoint()+`
+`+partiesYAML+rules)
+	res := runNode(t, "opc.tcp://"+gw.Addr("opc-lab").String(), []nodeopcua.Op{
+		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.TimeDelay", "dataType": "Double", "value": 2},
+		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Simulation.LoadCurrent", "dataType": "Double", "value": 100},
+	}, 60*time.Second)
+	if res[0].StatusCode != "Good" || plc.WritesTo("Feeder.Protection.TimeDelay") != 1 {
+		t.Errorf("write below Feeder/Protection: %+v; PLC writes %d", res[0], plc.WritesTo("Feeder.Protection.TimeDelay"))
+	}
+	if res[1].StatusCode != "BadUserAccessDenied" || plc.WritesTo("Feeder.Simulation.LoadCurrent") != 0 {
+		t.Errorf("write outside the path: %+v; PLC writes %d", res[1], plc.WritesTo("Feeder.Simulation.LoadCurrent"))
+	}
+}
