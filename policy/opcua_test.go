@@ -278,7 +278,9 @@ func TestOPCUASpecAndDigest(t *testing.T) {
 // fakePaths covers, for each path key, the listed NodeId strings.
 type fakePaths map[string][]string
 
-func (f fakePaths) Under(p *OPCUAPath, n *ua.NodeID) bool { return slices.Contains(f[p.Key], n.String()) }
+func (f fakePaths) Under(p *OPCUAPath, n *ua.NodeID) bool {
+	return slices.Contains(f[p.Key], n.String())
+}
 
 func TestDecideOPCUABrowsePaths(t *testing.T) {
 	s := testSpec()
