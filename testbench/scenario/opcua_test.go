@@ -166,14 +166,16 @@ targets:
 	})
 }
 
-// A subscription through brana keeps delivering values for over a minute:
-// Publish long polls are not cut by the request timeout.
+// A subscription through brana keeps delivering values for over a minute,
+// over the loopback listener and over an OpenSSH tunnel at once: Publish
+// long polls are not cut by the request timeout.
 func TestOPCUASubscriptionLastsAMinute(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for over a minute")
 	}
 	nodeopcua.Require(t)
 	t.Parallel()
+	vendor := newSSHVendor(t)
 	plc := startOPCUAPLC(t)
 	ns := plc.NamespaceURI()
 	gw := gwtest.Start(t, configHead+`
@@ -187,19 +189,35 @@ targets:
     protocol: opcua
     endpoint: `+plc.Endpoint()+`
     timeout: 2s
-`+partiesYAML+opcuaRules("monitoring", "line-opc", ns))
-	endpoint := "opc.tcp://" + gw.Addr("opc-lab").String()
-	res := runNode(t, endpoint, []nodeopcua.Op{
-		{"op": "subscribe", "path": "Feeder/Heartbeat", "namespace": ns, "seconds": 65, "publishingInterval": 500, "samplingInterval": 250},
-	}, 120*time.Second)
-	r := res[0]
-	if r.Error != "" || r.Notifications < 60 {
-		t.Fatalf("subscription over 65 s: %d notifications (%s)", r.Notifications, r.Error)
-	}
-	last := fmt.Sprint(r.Values[len(r.Values)-1])
-	first := fmt.Sprint(r.Values[0])
-	if first == last {
-		t.Fatalf("heartbeat did not move: %v", r.Values)
+ssh:
+  listen: 127.0.0.1:0
+`+strings.Replace(partiesYAML, "parties:\n", `parties:
+  - id: vendor-de
+    name: "Anna Schmidt"
+    organisation: "Beispiel GmbH"
+    kind: vendor
+    ssh_keys: ["`+vendor.pub+`"]
+    evidence: {established_in: DE, management_in: [DE], operates_from: [DE], data_to: [DE], reviewed_on: 2026-10-01, review_by: 2099-01-01}
+`, 1)+strings.ReplaceAll(opcuaRules("monitoring", "line-opc", ns), "[monitoring]", "[monitoring, vendor-de]"))
+	vendor.addr = gw.SSHAddr().String()
+	for name, endpoint := range map[string]string{
+		"loopback": "opc.tcp://" + gw.Addr("opc-lab").String(),
+		"ssh":      "opc.tcp://" + vendor.tunnelTo("line-opc", 4840),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			res := runNode(t, endpoint, []nodeopcua.Op{
+				{"op": "subscribe", "path": "Feeder/Heartbeat", "namespace": ns, "seconds": 65, "publishingInterval": 500, "samplingInterval": 250},
+			}, 120*time.Second)
+			r := res[0]
+			if r.Error != "" || r.Terminated || r.Notifications < 60 || r.LastNotificationSeconds == nil || *r.LastNotificationSeconds < 60 {
+				t.Fatalf("subscription over 65 s: %d notifications, the last at %v s, terminated %v (%s)",
+					r.Notifications, r.LastNotificationSeconds, r.Terminated, r.Error)
+			}
+			if fmt.Sprint(r.Values[0]) == fmt.Sprint(r.Values[len(r.Values)-1]) {
+				t.Fatalf("heartbeat did not move: %v", r.Values)
+			}
+		})
 	}
 }
 
