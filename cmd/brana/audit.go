@@ -26,7 +26,8 @@ const auditUsage = `usage:
   brana audit verify DIR [--pubkey FILE]   check chain, sequence and checkpoint signatures
   brana audit pubkey -c FILE               print the checkpoint public key (keep a copy off the gateway)
   brana audit show DIR [--since T] [--until T] [--party P] [--target T] [--session S]
-                   [--class C] [--decision D] [--type T] [--from-seq N] [--to-seq N] [--json]
+                   [--class C] [--decision D] [--type T] [--service S] [--node PART]
+                   [--from-seq N] [--to-seq N] [--json]
                                            read records (times: RFC 3339, a local date, or "2h" ago)
   brana audit export DIR --stdout [--from N]           records as JSON Lines
   brana audit export DIR -c FILE --exporter NAME       send what exporter NAME has not sent yet
@@ -148,8 +149,10 @@ func cmdAuditShow(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&fl.Target, "target", "", "target name")
 	fs.StringVar(&fl.Session, "session", "", "session id")
 	fs.StringVar(&fl.Class, "class", "", "operation class")
-	fs.StringVar(&fl.Decision, "decision", "", "allow, deny or invalid")
+	fs.StringVar(&fl.Decision, "decision", "", "allow, deny, held, partial, invalid or error")
 	fs.StringVar(&fl.Type, "type", "", "record type")
+	fs.StringVar(&fl.Service, "service", "", "OPC UA service, any case (Read, Write, Call …)")
+	fs.StringVar(&fl.Node, "node", "", "part of an OPC UA NodeId the request names, any case")
 	fs.Uint64Var(&fl.FromSeq, "from-seq", 0, "first sequence number")
 	fs.Uint64Var(&fl.ToSeq, "to-seq", 0, "last sequence number")
 	asJSON := fs.Bool("json", false, "print the stored JSON lines unchanged")

@@ -84,3 +84,36 @@ func TestAuditShowAndExportCommands(t *testing.T) {
 		t.Fatalf("export --stdout --from 2 = %d %q", code, out)
 	}
 }
+
+func TestAuditShowOPCUAFilters(t *testing.T) {
+	dir := t.TempDir()
+	l, err := audit.Open(dir, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(rec *audit.Record) {
+		t.Helper()
+		if _, err := l.Append(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(&audit.Record{Type: audit.Command, Unit: -1, Func: -1, Sub: -1, Party: "eng", Service: "Write", Class: "control",
+		Decision: "partial", Rule: "feeder", NItems: 2, Items: []audit.Item{
+			{Node: "ns=2;s=Feeder.Protection.TimeDelay", Value: "7", Decision: "deny", Reason: "node", Status: "BadUserAccessDenied"},
+			{Node: "ns=2;s=Feeder.Protection.OvercurrentPickup", Value: "460", Decision: "allow", Rule: "feeder"},
+		}})
+	add(&audit.Record{Type: audit.Command, Unit: -1, Func: -1, Sub: -1, Party: "eng", Service: "Read", Class: "read",
+		Decision: "allow", NItems: 1, Items: []audit.Item{{Node: "ns=2;s=Feeder.Meas.I1", Decision: "allow"}}})
+	add(&audit.Record{Type: audit.Command, Unit: 1, Func: 6, Sub: -1, Party: "scada", Class: "write", Decision: "allow"})
+	l.Close()
+
+	code, out, errOut := brana(t, "audit", "show", dir, "--service", "write", "--decision", "partial")
+	if code != exitOK || !strings.Contains(out, "ns=2;s=Feeder.Protection.TimeDelay=7 deny(node) BadUserAccessDenied; ns=2;s=Feeder.Protection.OvercurrentPickup=460 allow") ||
+		strings.Contains(out, "Feeder.Meas") || strings.Contains(out, "fc 6") {
+		t.Fatalf("show --service write --decision partial = %d %q %q", code, out, errOut)
+	}
+	code, out, _ = brana(t, "audit", "show", dir, "--node", "feeder.meas", "--json")
+	if code != exitOK || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"service":"Read"`) {
+		t.Fatalf("show --node feeder.meas --json = %d %q", code, out)
+	}
+}

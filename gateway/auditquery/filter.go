@@ -1,7 +1,8 @@
 // Package auditquery reads brana's audit log for people: it selects records by
-// time, party, target, session, operation class, decision and type, and prints
-// them either as the stored JSON lines (unchanged, so hashes still match and
-// the output pipes into jq) or as one aligned line per record for an auditor.
+// time, party, target, session, operation class, decision, type, OPC UA
+// service and OPC UA node, and prints them either as the stored JSON lines
+// (unchanged, so hashes still match and the output pipes into jq) or as one
+// aligned line per record for an auditor.
 //
 // It only reads: the log in the directory may be live, and what a query sees
 // is every complete record up to the moment each segment is read.
@@ -27,6 +28,15 @@ import (
 //     session.open, session.close and session.refused.
 //   - Class and Decision of a result record are those of its command, so that
 //     "--decision allow --class write" shows the writes and their outcomes.
+//     A result with a decision of its own (an OPC UA request that failed on
+//     the way to the PLC is "error") matches either.
+//
+// Service takes one OPC UA service name or several separated by commas, any
+// case ("write" finds Write). Node is one case-insensitive part of a NodeId
+// and matches a record when any of its recorded OPC UA items names such a
+// node ("TimeDelay" finds ns=2;s=Feeder.Protection.TimeDelay); a result
+// record matches when its command does. Only the first audit.MaxValues items
+// of a request are recorded, so only those can match.
 type Filter struct {
 	Since, Until time.Time // Since inclusive, Until exclusive; zero: open
 	Party        string
@@ -35,6 +45,8 @@ type Filter struct {
 	Class        string
 	Decision     string
 	Type         string
+	Service      string
+	Node         string
 	FromSeq      uint64 // first seq to consider; 0: from the start of the log
 	ToSeq        uint64 // last seq to consider; 0: to the end
 }
@@ -43,11 +55,14 @@ type Filter struct {
 type Flags struct {
 	Since, Until                                  string // RFC 3339 time, local date or time, or duration before now ("2h")
 	Party, Target, Session, Class, Decision, Type string
+	Service, Node                                 string
 	FromSeq, ToSeq                                uint64
 }
 
-// Decisions are the values a record's decision field takes.
-var Decisions = []string{"allow", "deny", "invalid"}
+// Decisions are the values a record's decision field takes: "held" waits for
+// an approved grant, "partial" is an OPC UA request some of whose elements
+// were refused, "error" an OPC UA result whose request failed on the way.
+var Decisions = []string{"allow", "deny", "held", "partial", "invalid", "error"}
 
 // Types are the record types, for validation and help texts.
 var Types = []audit.Type{
@@ -70,6 +85,7 @@ func ParseFilter(fl Flags, now time.Time) (Filter, error) {
 	f := Filter{
 		Party: fl.Party, Target: fl.Target, Session: fl.Session,
 		Class: fl.Class, Decision: fl.Decision, Type: fl.Type,
+		Service: fl.Service, Node: strings.TrimSpace(fl.Node),
 		FromSeq: fl.FromSeq, ToSeq: fl.ToSeq,
 	}
 	var err error
@@ -172,11 +188,14 @@ type matcher struct {
 	f                                          Filter
 	party                                      []string // lower case for names
 	partyRaw, target, session, class, dec, typ []string
+	service                                    []string
+	node                                       string // lower case
 }
 
 func newMatcher(f Filter) *matcher {
 	m := &matcher{f: f, partyRaw: split(f.Party), target: split(f.Target), session: split(f.Session),
-		class: split(f.Class), dec: split(f.Decision), typ: split(f.Type)}
+		class: split(f.Class), dec: split(f.Decision), typ: split(f.Type), service: split(f.Service),
+		node: strings.ToLower(f.Node)}
 	for _, p := range m.partyRaw {
 		m.party = append(m.party, strings.ToLower(p))
 	}
@@ -203,7 +222,13 @@ func (m *matcher) match(r *record, t time.Time) bool {
 	if len(m.class) > 0 && !contains(m.class, r.Class) {
 		return false
 	}
-	if len(m.dec) > 0 && !contains(m.dec, r.Decision) {
+	if len(m.dec) > 0 && !contains(m.dec, r.Decision) && (r.cmdDecision == "" || !contains(m.dec, r.cmdDecision)) {
+		return false
+	}
+	if len(m.service) > 0 && !m.matchService(r.Service) {
+		return false
+	}
+	if m.node != "" && !m.matchNode(r) {
 		return false
 	}
 	if len(m.typ) > 0 {
@@ -219,6 +244,34 @@ func (m *matcher) match(r *record, t time.Time) bool {
 		}
 	}
 	return true
+}
+
+func (m *matcher) matchService(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, x := range m.service {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchNode looks at the record's own items and, for a result, at the nodes
+// its command named: result items carry only a status.
+func (m *matcher) matchNode(r *record) bool {
+	for i := range r.Items {
+		if n := r.Items[i].Node; n != "" && strings.Contains(strings.ToLower(n), m.node) {
+			return true
+		}
+	}
+	for _, n := range r.cmdNodes {
+		if strings.Contains(strings.ToLower(n), m.node) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *matcher) matchParty(r *record) bool {

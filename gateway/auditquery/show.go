@@ -40,6 +40,9 @@ type record struct {
 	WriteCount int      `json:"write_count"`
 	Values     []uint16 `json:"values"`
 	NValues    int      `json:"n_values"`
+	Service    string   `json:"service"`
+	Items      []item   `json:"items"`
+	NItems     int      `json:"n_items"`
 	Decision   string   `json:"decision"`
 	Rule       string   `json:"rule"`
 	Reason     string   `json:"reason"`
@@ -52,11 +55,31 @@ type record struct {
 	CkptSeq    uint64   `json:"ckpt_seq"`
 	Key        string   `json:"key"`
 
-	inherited bool // Class and Decision were taken from the command record
+	inherited   bool     // Decision was taken from the command record
+	cmdDecision string   // a result's command's decision, when the result has its own
+	cmdNodes    []string // the nodes a result's command named (its recorded items)
+	cmdItems    int      // the command's n_items
+}
+
+// item is one element of an OPC UA request, as audit.Item stores it.
+type item struct {
+	Node     string `json:"node"`
+	Attr     string `json:"attr"`
+	Range    string `json:"range"`
+	Value    string `json:"value"`
+	Class    string `json:"class"`
+	Decision string `json:"decision"`
+	Rule     string `json:"rule"`
+	Reason   string `json:"reason"`
+	Status   string `json:"status"`
 }
 
 // cmdInfo is what a result record inherits from its command.
-type cmdInfo struct{ class, decision string }
+type cmdInfo struct {
+	class, decision string
+	nodes           []string
+	nItems          int
+}
 
 // maxPending bounds the commands remembered while their results are awaited;
 // a log with more commands whose results never came just loses inheritance.
@@ -72,7 +95,16 @@ const maxPending = 1 << 16
 // organisation), target, the operation (unit, function code, class, addresses
 // and written values), the decision with its rule and reason, the outcome
 // (status, Modbus exception, latency) and the detail. A result line shows the
-// command it answers ("for #41") and that command's class. Control
+// command it answers ("for #41") and that command's class.
+//
+// An OPC UA operation is its service and class, then each recorded item:
+// node (with @attribute unless Value, and [range]), the written value
+// ("=7") or call arguments ("(1, 2)"), the item's class when it differs
+// from the record's, its decision with the reason unless it is the record's
+// without one, its rule when it differs from the record's, and its status
+// unless Good; "… (40 items)" ends
+// a list cut at audit.MaxValues. A result lists the item statuses, named by
+// its command's nodes, when any is not Good. Control
 // characters in names and details are escaped so that a hostile party name
 // cannot drive the auditor's terminal.
 func Show(w io.Writer, dir string, f Filter, asJSON bool) (int, error) {
@@ -102,13 +134,27 @@ func show(w io.Writer, dir string, f Filter, asJSON bool, loc *time.Location) (i
 			if len(cmds) >= maxPending {
 				clear(cmds)
 			}
-			cmds[r.Seq] = cmdInfo{r.Class, r.Decision}
+			c := cmdInfo{class: r.Class, decision: r.Decision, nItems: r.NItems}
+			// Only forwarded requests get a result; keeping the nodes of
+			// refused ones would only hold memory until the map is cleared.
+			if r.Decision == "allow" || r.Decision == "partial" {
+				for i := range r.Items {
+					c.nodes = append(c.nodes, r.Items[i].Node)
+				}
+			}
+			cmds[r.Seq] = c
 		case audit.Result:
 			if c, ok := cmds[r.Cmd]; ok {
 				delete(cmds, r.Cmd)
-				if r.Class == "" && r.Decision == "" {
-					r.Class, r.Decision, r.inherited = c.class, c.decision, true
+				if r.Class == "" {
+					r.Class = c.class
 				}
+				if r.Decision == "" {
+					r.Decision, r.inherited = c.decision, true
+				} else {
+					r.cmdDecision = c.decision
+				}
+				r.cmdNodes, r.cmdItems = c.nodes, c.nItems
 			}
 		}
 		t, _ := time.Parse(time.RFC3339Nano, r.Time)
@@ -231,6 +277,9 @@ func operation(r *record) string {
 			s = append(s, "for #"+strconv.FormatUint(r.Cmd, 10))
 		}
 	}
+	if r.Service != "" {
+		return opcuaOperation(s, r)
+	}
 	if r.Unit != nil {
 		s = append(s, "unit "+strconv.Itoa(*r.Unit))
 	}
@@ -263,6 +312,98 @@ func operation(r *record) string {
 		s = append(s, vals)
 	}
 	return orDash(strings.Join(s, " "))
+}
+
+// opcuaOperation is the service, class and items of an OPC UA record,
+// after what s already holds.
+func opcuaOperation(s []string, r *record) string {
+	s = append(s, clean(r.Service))
+	if r.Class != "" {
+		s = append(s, clean(r.Class))
+	}
+	op := strings.Join(s, " ")
+	var items []string
+	if audit.Type(r.Type) == audit.Result {
+		items = resultItems(r)
+	} else {
+		for i := range r.Items {
+			items = append(items, commandItem(&r.Items[i], r))
+		}
+	}
+	if len(items) == 0 {
+		return op
+	}
+	if r.NItems > len(r.Items) {
+		items = append(items, "… ("+strconv.Itoa(r.NItems)+" items)")
+	}
+	return op + ": " + strings.Join(items, "; ")
+}
+
+func commandItem(it *item, r *record) string {
+	var b strings.Builder
+	b.WriteString(orDash(clean(it.Node)))
+	if it.Attr != "" && it.Attr != "Value" {
+		b.WriteString("@" + clean(it.Attr))
+	}
+	if it.Range != "" {
+		b.WriteString("[" + clean(it.Range) + "]")
+	}
+	if it.Value != "" {
+		if r.Service == "Call" {
+			b.WriteString("(" + clean(it.Value) + ")")
+		} else {
+			b.WriteString("=" + clean(it.Value))
+		}
+	}
+	if it.Class != "" && it.Class != r.Class {
+		b.WriteString(" " + clean(it.Class))
+	}
+	// Every item of an allowed request is allowed: saying so 32 times hides
+	// the items that matter in a partial or refused one.
+	if it.Decision != "" && (it.Decision != r.Decision || it.Reason != "") {
+		b.WriteString(" " + clean(it.Decision))
+		if it.Reason != "" {
+			b.WriteString("(" + clean(it.Reason) + ")")
+		}
+	}
+	if it.Rule != "" && it.Rule != r.Rule {
+		b.WriteString(" rule " + clean(it.Rule))
+	}
+	if it.Status != "" && it.Status != "Good" {
+		b.WriteString(" " + clean(it.Status))
+	}
+	return b.String()
+}
+
+// resultItems names each element's status when any is not plain Good
+// (GoodClamped is worth seeing too). A result item carries only its status;
+// it is named by its command's node when both record the same number of
+// items, which pairs them position by position, and by its index otherwise.
+func resultItems(r *record) []string {
+	bad := false
+	for i := range r.Items {
+		if r.Items[i].Status != "Good" {
+			bad = true
+			break
+		}
+	}
+	if !bad {
+		return nil
+	}
+	paired := r.cmdItems == r.NItems && len(r.cmdNodes) == len(r.Items)
+	out := make([]string, len(r.Items))
+	for i := range r.Items {
+		it := &r.Items[i]
+		name := it.Node
+		if name == "" && paired {
+			name = r.cmdNodes[i]
+		}
+		if name == "" {
+			name = "#" + strconv.Itoa(i)
+		}
+		out[i] = clean(name) + " " + orDash(clean(it.Status))
+	}
+	return out
 }
 
 func prefix(ok bool, p string) string {
