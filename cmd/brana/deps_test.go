@@ -53,7 +53,7 @@ var outside = map[string][]string{
 	"protocols/modbus":        {},
 	"protocols/opclass":       {},
 	"protocols/opcua":         {"github.com/gopcua/opcua/ua", "github.com/gopcua/opcua/id"},
-	"protocols/opcua/secconv": {},
+	"protocols/opcua/secconv": {"github.com/gopcua/opcua/uapolicy"},
 	"policy":                  {"github.com/gopcua/opcua/ua"},
 	"policy/geoip":            {"github.com/oschwald/maxminddb-golang/v2"},
 	"policy/bundle":           {"golang.org/x/mod/sumdb/note", "go.yaml.in/yaml/v3"},

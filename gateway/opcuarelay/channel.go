@@ -38,6 +38,14 @@ const (
 	maxTokenLifetime = time.Hour
 )
 
+// token is one security token of the channel and, on a secured channel,
+// the keys derived for it.
+type token struct {
+	id  uint32
+	end time.Time
+	sym *secconv.Symmetric
+}
+
 type deadliner interface {
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
@@ -57,17 +65,19 @@ type channel struct {
 	limits secconv.Limits // negotiated
 	asm    secconv.Assembler
 
-	chanID    uint32
-	tokenID   uint32
-	tokenEnd  time.Time
-	prevToken uint32
-	prevEnd   time.Time
-	lastSeq   uint32
-	seqSeen   bool
+	chanID  uint32
+	policy  string // the channel's security policy URI, set by the first open
+	mode    ua.MessageSecurityMode
+	asym    *secconv.Asymmetric // nil under None
+	cur     token
+	prev    token // the token before the last renewal, valid for its overlap
+	lastSeq uint32
+	seqSeen bool
 
-	wmu  sync.Mutex // serialises writes and the send sequence
-	seq  uint32
-	wbuf []byte
+	wmu     sync.Mutex // serialises writes and the send sequence
+	seq     uint32
+	wbuf    []byte
+	sendTok token // the token responses are secured with
 
 	inflight chan struct{}
 	wg       sync.WaitGroup
@@ -75,6 +85,7 @@ type channel struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by authentication token
 	closing  atomic.Pointer[string]
+	refused  atomic.Bool // a refusal is in the audit log already
 }
 
 func newChannel(s *Server, rw io.ReadWriteCloser, id sessions.Identity) *channel {
@@ -165,34 +176,29 @@ func (c *channel) loop(ctx context.Context) error {
 			}
 			return err
 		}
-		ch, err := secconv.ParseChunk(b)
-		if err != nil {
-			return err
-		}
-		if opened && ch.ChannelID != c.chanID {
-			return &secconv.Error{Code: secconv.BadTCPSecureChannelUnknown, Reason: fmt.Sprintf("secure channel %d is not this channel (%d)", ch.ChannelID, c.chanID)}
-		}
-		if c.seqSeen {
-			if err := secconv.CheckSequence(c.lastSeq, ch.SequenceNumber); err != nil {
-				return err
-			}
-		}
-		c.lastSeq, c.seqSeen = ch.SequenceNumber, true
+		var ch secconv.Chunk
 		switch h.Type {
 		case secconv.TypeOpen:
-			if err := c.open(&ch, opened); err != nil {
+			if err := c.open(b, opened); err != nil {
 				return err
 			}
 			opened = true
 			continue
-		case secconv.TypeClose:
-			return nil
+		case secconv.TypeMessage, secconv.TypeClose:
+			if !opened {
+				return &secconv.Error{Code: secconv.BadTCPSecureChannelUnknown, Reason: h.Type + " before OpenSecureChannel"}
+			}
+			if ch, err = c.unseal(b); err != nil {
+				return err
+			}
+		default:
+			return &secconv.Error{Code: secconv.BadTCPMessageTypeInvalid, Reason: "unexpected " + h.Type + " message"}
 		}
-		if !opened {
-			return &secconv.Error{Code: secconv.BadTCPSecureChannelUnknown, Reason: "MSG before OpenSecureChannel"}
-		}
-		if err := c.checkToken(ch.TokenID); err != nil {
+		if err := c.sequence(ch.SequenceNumber); err != nil {
 			return err
+		}
+		if h.Type == secconv.TypeClose {
+			return nil
 		}
 		body, err := c.asm.Add(&ch)
 		switch {
@@ -225,11 +231,52 @@ func (c *channel) loop(ctx context.Context) error {
 	}
 }
 
-// open answers OpenSecureChannel: Issue once, then Renew with a new token;
-// the previous token stays valid for a quarter of its lifetime.
-func (c *channel) open(ch *secconv.Chunk, opened bool) error {
+// open answers OpenSecureChannel: Issue once, then Renew with a new token
+// (and, on a secured channel, new keys); the previous token stays valid
+// for a quarter of its lifetime. A secured open is verified and decrypted
+// with brana's key, and its client certificate must be trusted.
+func (c *channel) open(b []byte, opened bool) error {
+	var ch secconv.Chunk
+	var asym *secconv.Asymmetric
+	var err error
+	if secconv.OpenPolicy(b) == secconv.PolicyNone {
+		if !c.s.offers(secconv.PolicyNone) {
+			c.refuseChannel("policy-rejected", "security policy None is not offered on this endpoint")
+			return &secconv.Error{Code: secconv.BadSecurityPolicyRejected, Reason: "security policy None is not offered on this endpoint"}
+		}
+		ch, err = secconv.ParseChunk(b)
+	} else {
+		sec := c.s.opt.Security
+		if sec == nil {
+			c.refuseChannel("policy-rejected", "this endpoint offers security None only")
+			return &secconv.Error{Code: secconv.BadSecurityPolicyRejected, Reason: "this endpoint offers security None only (use the SSH link or brana's secure endpoint)"}
+		}
+		ch, asym, err = secconv.OpenSecured(b, sec.Server)
+		if err == nil && !c.s.offers(asym.Policy) {
+			err = &secconv.Error{Code: secconv.BadSecurityPolicyRejected, Reason: "security policy " + asym.Policy + " is not offered on this endpoint"}
+		}
+		if err == nil && sec.Trust != nil {
+			if terr := sec.Trust(asym.ClientCert); terr != nil {
+				c.refuseChannel("certificate-untrusted", terr.Error())
+				return &secconv.Error{Code: secconv.BadSecurityChecksFailed, Reason: "the client certificate is not trusted"}
+			}
+		}
+		if err != nil {
+			c.refuseChannel("open-failed", err.Error())
+			return err
+		}
+	}
+	if err != nil {
+		return err
+	}
 	if ch.Chunk != secconv.ChunkFinal {
 		return &secconv.Error{Code: secconv.BadDecodingError, Reason: "OpenSecureChannel split into chunks"}
+	}
+	if opened && ch.ChannelID != c.chanID {
+		return &secconv.Error{Code: secconv.BadTCPSecureChannelUnknown, Reason: fmt.Sprintf("secure channel %d is not this channel (%d)", ch.ChannelID, c.chanID)}
+	}
+	if err := c.sequence(ch.SequenceNumber); err != nil {
+		return err
 	}
 	req, err := opcua.DecodeRequest(ch.Body)
 	if err != nil {
@@ -239,8 +286,20 @@ func (c *channel) open(ch *secconv.Chunk, opened bool) error {
 	if !ok {
 		return &secconv.Error{Code: secconv.BadTCPMessageTypeInvalid, Reason: fmt.Sprintf("OPN carries %T", req)}
 	}
-	if r.SecurityMode != ua.MessageSecurityModeNone {
+	policyURI := secconv.PolicyNone
+	if asym != nil {
+		policyURI = asym.Policy
+	}
+	switch {
+	case asym == nil && r.SecurityMode != ua.MessageSecurityModeNone:
 		return &secconv.Error{Code: secconv.BadSecurityPolicyRejected, Reason: "security mode " + r.SecurityMode.String() + " with policy None"}
+	case asym != nil && !c.s.offersMode(r.SecurityMode):
+		c.refuseChannel("mode-rejected", "security mode "+r.SecurityMode.String()+" is not offered")
+		return &secconv.Error{Code: secconv.BadSecurityPolicyRejected, Reason: "security mode " + r.SecurityMode.String() + " is not offered on this endpoint"}
+	case opened && (policyURI != c.policy || r.SecurityMode != c.mode):
+		return &secconv.Error{Code: secconv.BadSecurityChecksFailed, Reason: "a renewal changed the channel's security"}
+	case opened && asym != nil && string(asym.ClientCert) != string(c.asym.ClientCert):
+		return &secconv.Error{Code: secconv.BadSecurityChecksFailed, Reason: "a renewal came with another client certificate"}
 	}
 	switch r.RequestType {
 	case ua.SecurityTokenRequestTypeIssue:
@@ -254,44 +313,121 @@ func (c *channel) open(ch *secconv.Chunk, opened bool) error {
 	default:
 		return &secconv.Error{Code: secconv.BadDecodingError, Reason: "unknown token request type"}
 	}
+	var serverNonce []byte
+	var sym *secconv.Symmetric
+	if asym != nil {
+		if len(r.ClientNonce) != asym.NonceLength() {
+			return &secconv.Error{Code: secconv.BadNonceInvalid, Reason: fmt.Sprintf("client nonce of %d bytes, the policy needs %d", len(r.ClientNonce), asym.NonceLength())}
+		}
+		serverNonce = randomBytes(asym.NonceLength())
+		if sym, err = secconv.NewSymmetric(asym.Policy, int(r.SecurityMode), serverNonce, r.ClientNonce); err != nil {
+			return err
+		}
+	}
 	life := time.Duration(r.RequestedLifetime) * time.Millisecond
 	life = min(max(life, minTokenLifetime), maxTokenLifetime)
 	now := time.Now()
-	c.wmu.Lock() // send reads tokenID under wmu
+	c.wmu.Lock() // send reads the tokens under wmu
 	defer c.wmu.Unlock()
 	if opened {
-		c.prevToken, c.prevEnd = c.tokenID, now.Add(life/4)
+		c.prev = c.cur
+		c.prev.end = now.Add(life / 4)
+	} else {
+		c.policy, c.mode, c.asym = policyURI, r.SecurityMode, asym
 	}
-	c.tokenID++
-	c.tokenEnd = now.Add(life + life/4)
+	c.cur = token{id: c.cur.id + 1, end: now.Add(life + life/4), sym: sym}
+	if !opened {
+		c.sendTok = c.cur
+	}
+	if serverNonce == nil {
+		serverNonce = []byte{}
+	}
 	resp := &ua.OpenSecureChannelResponse{
 		ResponseHeader: responseHeader(r.RequestHeader, ua.StatusOK),
-		SecurityToken: &ua.ChannelSecurityToken{ChannelID: c.chanID, TokenID: c.tokenID, CreatedAt: now,
+		SecurityToken: &ua.ChannelSecurityToken{ChannelID: c.chanID, TokenID: c.cur.id, CreatedAt: now,
 			RevisedLifetime: uint32(life / time.Millisecond)},
-		ServerNonce: []byte{},
+		ServerNonce: serverNonce,
 	}
 	body, err := opcua.EncodeResponse(nil, resp)
 	if err != nil {
 		return err
 	}
-	out := secconv.AppendOpenResponse(c.wbuf[:0], c.chanID, &c.seq, ch.RequestID, body)
+	var out []byte
+	if asym != nil {
+		if out, err = asym.AppendOpenResponse(c.wbuf[:0], c.s.opt.Security.Server, c.chanID, &c.seq, ch.RequestID, body); err != nil {
+			return err
+		}
+	} else {
+		out = secconv.AppendOpenResponse(c.wbuf[:0], c.chanID, &c.seq, ch.RequestID, body)
+	}
 	c.wbuf = out[:0]
 	return c.writeLocked(out)
 }
 
+// unseal checks a MSG or CLO chunk's channel and token and, on a secured
+// channel, verifies and decrypts it with that token's keys.
+func (c *channel) unseal(b []byte) (secconv.Chunk, error) {
+	if len(b) < secconv.HeaderSize+8 {
+		return secconv.Chunk{}, &secconv.Error{Code: secconv.BadDecodingError, Reason: "chunk too short"}
+	}
+	if id := binary.LittleEndian.Uint32(b[8:]); id != c.chanID {
+		return secconv.Chunk{}, &secconv.Error{Code: secconv.BadTCPSecureChannelUnknown, Reason: fmt.Sprintf("secure channel %d is not this channel (%d)", id, c.chanID)}
+	}
+	tok, err := c.checkToken(binary.LittleEndian.Uint32(b[12:]))
+	if err != nil {
+		return secconv.Chunk{}, err
+	}
+	var ch secconv.Chunk
+	if tok.sym == nil {
+		ch, err = secconv.ParseChunk(b)
+	} else {
+		ch, err = tok.sym.UnsealChunk(b)
+	}
+	if err != nil {
+		if tok.sym != nil {
+			c.refuseChannel("security-checks-failed", err.Error())
+		}
+		return ch, err
+	}
+	if tok.id == c.cur.id && c.prev.id != 0 {
+		// The client uses the new token: so does brana from now on.
+		c.wmu.Lock()
+		c.sendTok = c.cur
+		c.wmu.Unlock()
+	}
+	return ch, nil
+}
+
+// sequence checks that a chunk's sequence number follows the last one.
+func (c *channel) sequence(n uint32) error {
+	if c.seqSeen {
+		if err := secconv.CheckSequence(c.lastSeq, n); err != nil {
+			if c.asym != nil {
+				c.refuseChannel("sequence-replayed", err.Error())
+			}
+			return err
+		}
+	}
+	c.lastSeq, c.seqSeen = n, true
+	return nil
+}
+
 // checkToken accepts the current token, and the previous one during its
 // overlap after a renewal.
-func (c *channel) checkToken(id uint32) error {
+func (c *channel) checkToken(id uint32) (token, error) {
 	now := time.Now()
 	switch {
-	case id == c.tokenID && now.Before(c.tokenEnd):
-		return nil
-	case id == c.prevToken && id != 0 && now.Before(c.prevEnd):
-		return nil
-	case id == c.tokenID:
-		return &secconv.Error{Code: secconv.BadSecureChannelTokenUnknown, Reason: "security token " + strconv.FormatUint(uint64(id), 10) + " expired: renew before its lifetime ends"}
+	case id == c.cur.id && now.Before(c.cur.end):
+		return c.cur, nil
+	case id == c.prev.id && id != 0 && now.Before(c.prev.end):
+		return c.prev, nil
+	case id == c.cur.id:
+		return token{}, &secconv.Error{Code: secconv.BadSecureChannelTokenUnknown, Reason: "security token " + strconv.FormatUint(uint64(id), 10) + " expired: renew before its lifetime ends"}
 	}
-	return &secconv.Error{Code: secconv.BadSecureChannelTokenUnknown, Reason: "unknown security token " + strconv.FormatUint(uint64(id), 10)}
+	if c.asym != nil {
+		c.refuseChannel("token-unknown", "a chunk with unknown or expired security token "+strconv.FormatUint(uint64(id), 10))
+	}
+	return token{}, &secconv.Error{Code: secconv.BadSecureChannelTokenUnknown, Reason: "unknown security token " + strconv.FormatUint(uint64(id), 10)}
 }
 
 func responseHeader(h *ua.RequestHeader, status ua.StatusCode) *ua.ResponseHeader {
@@ -319,8 +455,14 @@ func (c *channel) send(reqID uint32, resp ua.Response) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	out, err := secconv.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, c.tokenID, &c.seq, reqID, body,
-		c.limits.SendBufferSize, c.hello.MaxChunkCount)
+	var out []byte
+	if t := c.sendTok; t.sym != nil {
+		out, err = t.sym.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, body,
+			c.limits.SendBufferSize, c.hello.MaxChunkCount)
+	} else {
+		out, err = secconv.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, body,
+			c.limits.SendBufferSize, c.hello.MaxChunkCount)
+	}
 	if err != nil {
 		c.s.d.Log.Warn("opc ua response dropped", "err", err)
 		return

@@ -63,3 +63,21 @@ func statusName(s ua.StatusCode) string {
 	}
 	return fmt.Sprintf("0x%08X", uint32(s))
 }
+
+// refuseChannel records why a secure channel was refused (an untrusted
+// certificate, a failed signature, a replayed chunk), once per channel.
+func (c *channel) refuseChannel(reason, detail string) {
+	if !c.refused.CompareAndSwap(false, true) {
+		return
+	}
+	p := c.id.Party
+	rec := audit.Record{Type: audit.SessionRefused, Source: c.id.Source, Listener: c.s.opt.Name, Target: c.s.target.Name(),
+		Unit: -1, Func: -1, Sub: -1, Decision: "deny", Reason: reason, Detail: detail}
+	if p != nil {
+		rec.Party, rec.PartyName, rec.Org = p.ID, p.Name, p.Organisation
+	}
+	if _, err := c.s.d.Audit.Append(context.Background(), &rec); err != nil {
+		c.s.d.Log.Error("audit append failed for a refused channel", "err", err)
+	}
+	c.s.d.Log.Info("opc ua channel refused", "listener", c.s.opt.Name, "source", c.id.Source, "reason", reason, "detail", detail)
+}

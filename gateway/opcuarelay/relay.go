@@ -14,15 +14,19 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gopcua/opcua/ua"
 
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/opcuatarget"
 	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
+	"github.com/brana-ot/brana/protocols/opcua/secconv"
 )
 
 // Deps are the shared parts a terminator works with.
@@ -42,6 +46,18 @@ type Options struct {
 	Name           string // listener name in audit records, e.g. "ssh-line-opc"
 	MaxConnections int
 	IdleTimeout    time.Duration // a channel with no traffic for this long is closed
+
+	// Security is brana's own secured endpoint; nil offers policy None only
+	// (the SSH link, loopback labs).
+	Security *Security
+}
+
+// Security is what a secured endpoint offers and how it checks clients.
+type Security struct {
+	Server   *secconv.Server
+	Policies []string                 // policy URIs offered, None only if listed
+	Modes    []ua.MessageSecurityMode // Sign, SignAndEncrypt
+	Trust    func(clientCert []byte) error
 }
 
 // Server terminates OPC UA for one target.
@@ -64,6 +80,19 @@ func New(opt Options, target *opcuatarget.Target, d Deps) *Server {
 		opt.IdleTimeout = 10 * time.Minute
 	}
 	return &Server{opt: opt, target: target, d: d, slots: make(chan struct{}, opt.MaxConnections), chans: make(map[*channel]struct{})}
+}
+
+// offers reports whether the endpoint offers a security policy.
+func (s *Server) offers(policy string) bool {
+	if s.opt.Security == nil {
+		return policy == secconv.PolicyNone
+	}
+	return slices.Contains(s.opt.Security.Policies, policy)
+}
+
+// offersMode reports whether a secured endpoint offers a security mode.
+func (s *Server) offersMode(m ua.MessageSecurityMode) bool {
+	return s.opt.Security != nil && slices.Contains(s.opt.Security.Modes, m)
 }
 
 // Name is the terminator's listener name.

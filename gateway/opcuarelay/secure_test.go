@@ -1,0 +1,171 @@
+package opcuarelay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua/uacp"
+	"github.com/gopcua/opcua/ua"
+	"github.com/gopcua/opcua/uasc"
+
+	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/opcuatarget"
+	"github.com/brana-ot/brana/gateway/sessions"
+	"github.com/brana-ot/brana/policy"
+	"github.com/brana-ot/brana/protocols/opcua/secconv"
+)
+
+// testCert makes a self-signed RSA certificate with an application URI.
+func testCert(t *testing.T, uri string, bits int) ([]byte, *rsa.PrivateKey) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(uri)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: uri},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), URIs: []*url.URL{u},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageContentCommitment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der, key
+}
+
+type secureEnv struct {
+	addr     string
+	cert     []byte
+	log      *audit.Log
+	trustErr atomic.Pointer[error]
+}
+
+// startSecure runs a terminator with a secured endpoint on loopback; its
+// target is never dialled by the channel-level tests.
+func startSecure(t *testing.T, policies []string, modes []ua.MessageSecurityMode) *secureEnv {
+	t.Helper()
+	dir := t.TempDir()
+	al, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{Durability: audit.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { al.Close() })
+	pol, err := policy.Compile(policy.Spec{Parties: []policy.PartySpec{{ID: "lab", Name: "Lab", Organisation: "Test", Kind: "operator",
+		Networks: []string{"127.0.0.1/32"}}}}, []string{"plc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pp atomic.Pointer[policy.Policy]
+	pp.Store(pol)
+	cert, key := testCert(t, "urn:brana:test:server", 2048)
+	env := &secureEnv{cert: cert, log: al}
+	tg := opcuatarget.New(config.Target{Name: "plc", Endpoint: "opc.tcp://127.0.0.1:1", MaxSessions: 1, MaxPublish: 1,
+		Timeout: config.Duration(time.Second)}, opcuatarget.Identity{}, "", slog.New(slog.DiscardHandler))
+	srv := New(Options{Name: "opc-secure", Security: &Security{Server: secconv.NewServer(cert, key), Policies: policies, Modes: modes,
+		Trust: func([]byte) error {
+			if e := env.trustErr.Load(); e != nil {
+				return *e
+			}
+			return nil
+		}}}, tg, Deps{Policy: &pp, Audit: al, Log: slog.New(slog.DiscardHandler), BootID: "t", Sessions: sessions.NewRegistry(),
+		Admit: func(*policy.Party, sessions.Identity) policy.Admission { return policy.Admission{Verdict: policy.Allow, Step: 6} }})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	env.addr = ln.Addr().String()
+	return env
+}
+
+// gopcuaChannel opens a secure channel with gopcua's client side.
+func (e *secureEnv) gopcuaChannel(t *testing.T, policyURI string, mode ua.MessageSecurityMode) (*uasc.SecureChannel, error) {
+	t.Helper()
+	cert, key := testCert(t, "urn:test:client", 2048)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	endpoint := "opc.tcp://" + e.addr
+	conn, err := uacp.Dial(ctx, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	thumb := sha1.Sum(e.cert)
+	cfg := &uasc.Config{SecurityPolicyURI: policyURI, SecurityMode: mode, Certificate: cert, LocalKey: key,
+		RemoteCertificate: e.cert, Thumbprint: thumb[:], RequestTimeout: 5 * time.Second, Lifetime: uint32(time.Hour / time.Millisecond)}
+	sc, err := uasc.NewSecureChannel(endpoint, conn, cfg, make(chan error, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Open(ctx); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { sc.Close() })
+	return sc, nil
+}
+
+func getEndpoints(t *testing.T, sc *uasc.SecureChannel) *ua.GetEndpointsResponse {
+	t.Helper()
+	var got *ua.GetEndpointsResponse
+	err := sc.SendRequest(context.Background(), &ua.GetEndpointsRequest{EndpointURL: "opc.tcp://brana"}, nil, func(r ua.Response) error {
+		got, _ = r.(*ua.GetEndpointsResponse)
+		return nil
+	})
+	if err != nil || got == nil {
+		t.Fatalf("GetEndpoints over the secured channel: %v", err)
+	}
+	return got
+}
+
+// gopcua's client opens secured channels to brana with every policy and
+// mode brana offers, and a request and its answer pass both ways.
+func TestSecureChannelWithGopcua(t *testing.T) {
+	policies := []string{ua.SecurityPolicyURIBasic256Sha256, ua.SecurityPolicyURIAes128Sha256RsaOaep, ua.SecurityPolicyURIAes256Sha256RsaPss}
+	modes := []ua.MessageSecurityMode{ua.MessageSecurityModeSign, ua.MessageSecurityModeSignAndEncrypt}
+	env := startSecure(t, policies, modes)
+	for _, p := range policies {
+		for _, m := range modes {
+			t.Run(p[len("http://opcfoundation.org/UA/SecurityPolicy#"):]+"/"+m.String(), func(t *testing.T) {
+				sc, err := env.gopcuaChannel(t, p, m)
+				if err != nil {
+					t.Fatalf("open: %v", err)
+				}
+				for range 3 { // several messages: sequence numbers and the same keys
+					if eps := getEndpoints(t, sc); len(eps.Endpoints) == 0 {
+						t.Fatal("no endpoints")
+					}
+				}
+			})
+		}
+	}
+	t.Run("fail/none-not-offered", func(t *testing.T) {
+		if _, err := env.gopcuaChannel(t, ua.SecurityPolicyURINone, ua.MessageSecurityModeNone); err == nil {
+			t.Fatal("a None channel opened on an endpoint that does not offer it")
+		}
+	})
+	t.Run("fail/untrusted", func(t *testing.T) {
+		e := error(&net.AddrError{Err: "not in the trust list"})
+		env.trustErr.Store(&e)
+		defer env.trustErr.Store(nil)
+		if _, err := env.gopcuaChannel(t, ua.SecurityPolicyURIBasic256Sha256, ua.MessageSecurityModeSignAndEncrypt); err == nil {
+			t.Fatal("an untrusted client opened a channel")
+		}
+	})
+}
