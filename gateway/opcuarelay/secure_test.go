@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopcua/opcua/uacp"
 	"github.com/gopcua/opcua/ua"
+	"github.com/gopcua/opcua/uacp"
 	"github.com/gopcua/opcua/uasc"
 
 	"github.com/brana-ot/brana/gateway/audit"
@@ -38,7 +38,7 @@ func testCert(t *testing.T, uri string, bits int) ([]byte, *rsa.PrivateKey) {
 	u, _ := url.Parse(uri)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: uri},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), URIs: []*url.URL{u},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageContentCommitment,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageContentCommitment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -82,7 +82,9 @@ func startSecure(t *testing.T, policies []string, modes []ua.MessageSecurityMode
 			}
 			return nil
 		}}}, tg, Deps{Policy: &pp, Audit: al, Log: slog.New(slog.DiscardHandler), BootID: "t", Sessions: sessions.NewRegistry(),
-		Admit: func(*policy.Party, sessions.Identity) policy.Admission { return policy.Admission{Verdict: policy.Allow, Step: 6} }})
+		Admit: func(*policy.Party, sessions.Identity) policy.Admission {
+			return policy.Admission{Verdict: policy.Allow, Step: 6}
+		}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
