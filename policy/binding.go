@@ -10,15 +10,17 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"unicode"
 )
 
 // Credential bindings (DESIGN.md, "Policy model"): a party is identified only
 // by a credential bound to it. Besides source networks for local parties
 // these are SSH public keys (by SHA-256 fingerprint), OpenSSH certificate
-// principals, and TLS client certificates (by fingerprint, or by subject CN
-// and Modbus/TCP Security role). Each credential binds to one party; Compile
-// refuses a credential bound twice, since it would not say who is on the
-// other end.
+// principals, TLS client certificates (by fingerprint, or by subject CN and
+// Modbus/TCP Security role; OPC UA X.509 user certificates bind the same
+// way), and user names of brana's OPC UA endpoint. Each credential binds to
+// one party; Compile refuses a credential bound twice, since it would not
+// say who is on the other end.
 //
 // Keys are parsed here with the standard library (policy imports nothing
 // outside it, see deps_test.go); the tests check every accepted key against
@@ -48,6 +50,16 @@ func (p *Policy) PartyBySSHPrincipal(principal string) *Party {
 		return nil
 	}
 	return p.sshPrincipals[principal]
+}
+
+// PartyByOPCUAUser returns the party a user name of brana's OPC UA endpoint
+// is bound to, or nil. The caller has checked the password against the
+// endpoint's users file.
+func (p *Policy) PartyByOPCUAUser(name string) *Party {
+	if name == "" {
+		return nil
+	}
+	return p.opcuaUsers[name]
 }
 
 // PartyByTLS returns the party a verified TLS client certificate is bound to,
@@ -105,7 +117,8 @@ func (c *compiler) bindings(path string, ps *PartySpec, party *Party) {
 		for _, f := range []struct {
 			key string
 			n   int
-		}{{"ssh_keys", len(ps.SSHKeys)}, {"ssh_principals", len(ps.SSHPrincipals)}, {"tls_clients", len(ps.TLSClients)}} {
+		}{{"ssh_keys", len(ps.SSHKeys)}, {"ssh_principals", len(ps.SSHPrincipals)}, {"tls_clients", len(ps.TLSClients)},
+			{"opcua_users", len(ps.OPCUAUsers)}} {
 			if f.n > 0 {
 				c.errorf(path+"."+f.key, "party %q is an owner: it never connects, so no credential binds to it", ps.ID)
 			}
@@ -168,6 +181,31 @@ func (c *compiler) bindings(path string, ps *PartySpec, party *Party) {
 			c.errorf(tpath, "no fingerprint or common_name (give one of them)")
 		}
 	}
+	for j, u := range ps.OPCUAUsers {
+		upath := fmt.Sprintf("%s.opcua_users[%d]", path, j)
+		if !validOPCUAUser(u) {
+			c.errorf(upath, "%q is not a user name (1 to 64 characters, no white space)", u)
+			continue
+		}
+		if c.bind("opcua user "+u, upath, fmt.Sprintf("OPC UA user %q", u)) {
+			c.p.opcuaUsers[u] = party
+			party.OPCUAUsers = append(party.OPCUAUsers, u)
+		}
+	}
+}
+
+// validOPCUAUser accepts the names an OPC UA users file may hold: printable,
+// without white space, at most 64 bytes.
+func validOPCUAUser(u string) bool {
+	if u == "" || len(u) > 64 {
+		return false
+	}
+	for _, r := range u {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // bind claims a credential for the binding at path; a credential bound
@@ -186,6 +224,17 @@ func (c *compiler) bind(key, path, what string) bool {
 func hasBindings(spec *Spec) bool {
 	for _, ps := range spec.Parties {
 		if len(ps.SSHKeys) > 0 || len(ps.SSHPrincipals) > 0 || len(ps.TLSClients) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// hasOPCUAUsers reports whether any party binds an OPC UA user name, for
+// the same reason.
+func hasOPCUAUsers(spec *Spec) bool {
+	for _, ps := range spec.Parties {
+		if len(ps.OPCUAUsers) > 0 {
 			return true
 		}
 	}

@@ -403,3 +403,117 @@ func partyID(p *Party) string {
 	}
 	return p.ID
 }
+
+func opcuaUserSpec() Spec {
+	s := bindingSpec()
+	s.Parties[1].OPCUAUsers = []string{"jan.novak", "Operator1"}
+	s.Parties[3].OPCUAUsers = []string{"eng@plant"}
+	return s
+}
+
+func TestPartyByOPCUAUser(t *testing.T) {
+	p := mustCompile(t, opcuaUserSpec())
+	tests := []struct {
+		name, user, party string
+	}{
+		{"ok/first", "jan.novak", "vendor"},
+		{"ok/second", "Operator1", "vendor"},
+		{"ok/other-party", "eng@plant", "eng"},
+		{"fail/case", "operator1", ""},
+		{"fail/unbound", "integ", ""},
+		{"fail/empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if id := partyID(p.PartyByOPCUAUser(tt.user)); id != tt.party {
+				t.Fatalf("PartyByOPCUAUser(%q) = %q; want %q", tt.user, id, tt.party)
+			}
+		})
+	}
+	if v := p.Party("vendor"); len(v.OPCUAUsers) != 2 || v.OPCUAUsers[1] != "Operator1" {
+		t.Fatalf("vendor OPC UA users %q", v.OPCUAUsers)
+	}
+	// A user name is its own kind of credential: the same text as an SSH
+	// principal of another party binds nothing twice.
+	s := opcuaUserSpec()
+	s.Parties[2].OPCUAUsers = []string{"jan.novak2", "integ"}
+	if p := mustCompile(t, s); partyID(p.PartyByOPCUAUser("integ")) != "integ" || partyID(p.PartyBySSHPrincipal("integ")) != "integ" {
+		t.Fatal("user name and principal integ")
+	}
+}
+
+func TestOPCUAUserErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(s *Spec)
+		path   string
+		msg    string
+	}{
+		{"fail/two-parties", func(s *Spec) { s.Parties[2].OPCUAUsers = []string{"Operator1"} }, "parties[2].opcua_users[0]",
+			`OPC UA user "Operator1" is already bound at parties[1].opcua_users[1]`},
+		{"fail/twice-in-party", func(s *Spec) { s.Parties[3].OPCUAUsers = append(s.Parties[3].OPCUAUsers, "eng@plant") },
+			"parties[3].opcua_users[1]", "already bound at parties[3].opcua_users[0]"},
+		{"fail/empty", func(s *Spec) { s.Parties[3].OPCUAUsers[0] = "" }, "parties[3].opcua_users[0]", "not a user name"},
+		{"fail/space", func(s *Spec) { s.Parties[3].OPCUAUsers[0] = "eng plant" }, "parties[3].opcua_users[0]", "no white space"},
+		{"fail/control", func(s *Spec) { s.Parties[3].OPCUAUsers[0] = "eng\x00" }, "parties[3].opcua_users[0]", "not a user name"},
+		{"fail/long", func(s *Spec) { s.Parties[3].OPCUAUsers[0] = strings.Repeat("é", 33) }, "parties[3].opcua_users[0]", "1 to 64"},
+		{"fail/owner", func(s *Spec) { s.Parties[4].OPCUAUsers = []string{"boss"} }, "parties[4].opcua_users", `"holding" is an owner`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := opcuaUserSpec()
+			tt.mutate(&s)
+			p, err := Compile(s, testTargets)
+			if p != nil || err == nil {
+				t.Fatalf("Compile = %v, %v; want an error", p, err)
+			}
+			fes := fieldErrors(t, err)
+			if len(fes) != 1 || fes[0].Path != tt.path || !strings.Contains(fes[0].Msg, tt.msg) {
+				t.Fatalf("errors:\n%v\nwant one, path %q, message containing %q", err, tt.path, tt.msg)
+			}
+		})
+	}
+}
+
+func TestDigestOPCUAUsers(t *testing.T) {
+	// Empty lists are no bindings: specs without OPC UA users keep their
+	// digests, with or without other bindings.
+	for name, spec := range map[string]func() Spec{"no-bindings": testSpec, "bindings": bindingSpec} {
+		s := spec()
+		for i := range s.Parties {
+			s.Parties[i].OPCUAUsers = []string{}
+		}
+		if got, want := mustCompile(t, s).Digest(), mustCompile(t, spec()).Digest(); got != want {
+			t.Fatalf("%s: empty opcua_users change the digest: %s, want %s", name, got, want)
+		}
+	}
+
+	base := mustCompile(t, opcuaUserSpec()).Digest()
+	seen := map[string]string{base: "base", mustCompile(t, bindingSpec()).Digest(): "no-opcua-users"}
+	mutations := []struct {
+		name   string
+		mutate func(s *Spec)
+	}{
+		{"added", func(s *Spec) { s.Parties[2].OPCUAUsers = []string{"integ"} }},
+		{"renamed", func(s *Spec) { s.Parties[3].OPCUAUsers[0] = "eng@plant2" }},
+		{"order", func(s *Spec) { u := s.Parties[1].OPCUAUsers; u[0], u[1] = u[1], u[0] }},
+		{"moved", func(s *Spec) { s.Parties[3].OPCUAUsers, s.Parties[2].OPCUAUsers = nil, s.Parties[3].OPCUAUsers }},
+		{"not-run-together", func(s *Spec) { s.Parties[1].OPCUAUsers = []string{"jan.novakOperator1"} }},
+		{"only-opcua-users", func(s *Spec) {
+			*s = testSpec()
+			s.Parties[1].OPCUAUsers = []string{"jan.novak", "Operator1"}
+			s.Parties[3].OPCUAUsers = []string{"eng@plant"}
+		}},
+	}
+	for _, m := range mutations {
+		t.Run(m.name, func(t *testing.T) {
+			s := opcuaUserSpec()
+			m.mutate(&s)
+			got := mustCompile(t, s).Digest()
+			if other, dup := seen[got]; dup {
+				t.Fatalf("digest %s same as %s", got, other)
+			}
+			seen[got] = m.name
+		})
+	}
+}

@@ -51,6 +51,7 @@ func Compile(spec Spec, targets []string, opts ...Option) (*Policy, error) {
 		sshPrincipals: make(map[string]*Party),
 		tlsCerts:      make(map[string]tlsBinding),
 		tlsNames:      make(map[tlsName]*Party),
+		opcuaUsers:    make(map[string]*Party),
 	}, bound: make(map[string]string)}
 	p := c.p
 	for _, t := range targets {
@@ -450,6 +451,14 @@ func digest(spec *Spec) string {
 				w.str(b.CommonName)
 				w.str(b.Role)
 			}
+		}
+	}
+	if hasOPCUAUsers(spec) {
+		// A section of its own, so that specs binding other credentials
+		// keep their digests too.
+		w.str("opcua users v1")
+		for _, ps := range spec.Parties {
+			w.strs(ps.OPCUAUsers)
 		}
 	}
 	return hex.EncodeToString(w.h.Sum(nil))

@@ -23,6 +23,7 @@ type Policy struct {
 	sshPrincipals map[string]*Party     // certificate principal
 	tlsCerts      map[string]tlsBinding // lower-case hex SHA-256 of the DER certificate
 	tlsNames      map[tlsName]*Party    // subject CN and role ("" for any role)
+	opcuaUsers    map[string]*Party     // user name on brana's OPC UA endpoint
 
 	rules     []*Rule
 	targets   []string
@@ -61,6 +62,7 @@ type Party struct {
 	SSHKeys       []string         // "SHA256:…" fingerprints of the bound public keys
 	SSHPrincipals []string         // OpenSSH certificate principals
 	TLSClients    []TLSBindingSpec // fingerprints as lower-case hex
+	OPCUAUsers    []string         // user names on brana's OPC UA endpoint
 
 	// Local is set for a scada or operator party without evidence whose
 	// every network is private, loopback or link-local: it counts as

@@ -50,7 +50,8 @@ type PartySpec struct {
 	// party only; an owner never connects and has none.
 	SSHKeys       []string         `yaml:"ssh_keys"`       // public keys, authorized_keys format: "ssh-ed25519 AAAA... comment"
 	SSHPrincipals []string         `yaml:"ssh_principals"` // OpenSSH user certificate principals
-	TLSClients    []TLSBindingSpec `yaml:"tls_clients"`    // TLS client certificates (Modbus/TCP Security)
+	TLSClients    []TLSBindingSpec `yaml:"tls_clients"`    // TLS client certificates (Modbus/TCP Security, OPC UA X.509 users)
+	OPCUAUsers    []string         `yaml:"opcua_users"`    // user names of brana's OPC UA endpoint (its users file)
 }
 
 // TLSBindingSpec binds TLS client certificates to a party: one certificate

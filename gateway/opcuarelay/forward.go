@@ -43,8 +43,8 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	}
 
 	pol := c.s.d.Policy.Load()
-	adm := c.adm.Load()
-	party, target := c.id.Party, c.s.target.Name()
+	adm := s.adm.Load()
+	party, target := s.who.Party, c.s.target.Name()
 	if paths := pol.OPCUAPaths(party, target); len(paths) > 0 {
 		s.resolvePaths(ctx, paths)
 	}
@@ -220,7 +220,7 @@ func (s *session) grant(cache map[opclass.Class]string, adm *policy.Admission, c
 	if g, ok := cache[class]; ok {
 		return g
 	}
-	gr, ok := ap.Active(s.c.id.Party.ID, s.c.s.target.Name(), class)
+	gr, ok := ap.Active(s.who.Party.ID, s.c.s.target.Name(), class)
 	if !ok {
 		cache[class] = ""
 		return ""
@@ -249,8 +249,8 @@ func (s *session) askForGrant(class opclass.Class) string {
 			return "held: awaiting approval of access request " + asked
 		}
 	}
-	req, created, err := ap.RequestFor(s.c.s.d.PartyInfo(s.c.id.Party), target, class,
-		"asked for by OPC UA session "+s.id+" from "+s.c.id.Source)
+	req, created, err := ap.RequestFor(s.c.s.d.PartyInfo(s.who.Party), target, class,
+		"asked for by OPC UA session "+s.id+" from "+s.who.Source)
 	if err != nil {
 		return "needs an approved grant; the access request could not be made: " + err.Error()
 	}
@@ -311,9 +311,9 @@ func (s *session) result(cmd uint64, svc string, t0 time.Time, resp ua.Response,
 
 func (s *session) record(t audit.Type, svc string) *audit.Record {
 	c := s.c
-	p := c.id.Party
+	p := s.who.Party
 	rec := &audit.Record{Type: t, Session: s.id, Party: p.ID, PartyName: p.Name, Org: p.Organisation,
-		Source: c.id.Source, Listener: c.s.opt.Name, Target: c.s.target.Name(), Unit: -1, Func: -1, Sub: -1, Service: svc}
+		Source: s.who.Source, Listener: c.s.opt.Name, Target: c.s.target.Name(), Unit: -1, Func: -1, Sub: -1, Service: svc}
 	return rec
 }
 

@@ -16,16 +16,16 @@ import (
 func (s *session) openRecord(security string) {
 	rec := s.record(audit.SessionOpen, "")
 	rec.Decision = "allow"
-	adm := s.c.adm.Load()
+	adm := s.adm.Load()
 	if adm.Verdict == policy.Approval {
 		rec.Decision = "held"
 	}
 	rec.Reason = "step " + strconv.Itoa(adm.Step)
-	rec.Detail = "identified by " + s.c.id.Via + "; admission: " + adm.String() + "; PLC session " + security
+	rec.Detail = "identified by " + s.who.Via + "; channel " + channelSecurity(s.c) + "; admission: " + adm.String() + "; PLC session " + security
 	if _, err := s.c.s.d.Audit.Append(context.Background(), rec); err != nil {
 		s.c.s.d.Log.Error("audit log refused a session record", "session", s.id, "err", err)
 	}
-	s.c.s.d.Log.Info("opc ua session opened", "session", s.id, "party", s.c.id.Party.ID, "source", s.c.id.Source)
+	s.c.s.d.Log.Info("opc ua session opened", "session", s.id, "party", s.who.Party.ID, "source", s.who.Source)
 }
 
 func (s *session) closeRecord(reason string) {
@@ -42,10 +42,12 @@ func (s *session) closeRecord(reason string) {
 // invalid records a request brana could not decode, and answers it with
 // Bad_DecodingError: nothing undecoded reaches the PLC.
 func (c *channel) invalid(reqID uint32, body []byte, err error) {
-	p := c.id.Party
-	rec := audit.Record{Type: audit.Command, Party: p.ID, PartyName: p.Name, Org: p.Organisation, Source: c.id.Source,
+	rec := audit.Record{Type: audit.Command, Source: c.id.Source,
 		Listener: c.s.opt.Name, Target: c.s.target.Name(), Unit: -1, Func: -1, Sub: -1,
 		Decision: "invalid", Reason: "malformed", Status: "BadDecodingError", Detail: err.Error() + "; first bytes " + hex.EncodeToString(body[:min(len(body), 32)])}
+	if p := c.id.Party; p != nil {
+		rec.Party, rec.PartyName, rec.Org = p.ID, p.Name, p.Organisation
+	}
 	if _, aerr := c.s.d.Audit.Append(context.Background(), &rec); aerr != nil {
 		c.s.d.Log.Error("audit log refused a record", "err", aerr)
 	}
@@ -80,4 +82,10 @@ func (c *channel) refuseChannel(reason, detail string) {
 		c.s.d.Log.Error("audit append failed for a refused channel", "err", err)
 	}
 	c.s.d.Log.Info("opc ua channel refused", "listener", c.s.opt.Name, "source", c.id.Source, "reason", reason, "detail", detail)
+}
+
+// channelSecurity names the channel's policy and mode for the audit log.
+func channelSecurity(c *channel) string {
+	return strings.TrimPrefix(c.policy, "http://opcfoundation.org/UA/SecurityPolicy#") + "/" +
+		strings.TrimPrefix(c.mode.String(), "MessageSecurityMode")
 }

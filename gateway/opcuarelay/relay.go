@@ -58,6 +58,14 @@ type Security struct {
 	Policies []string                 // policy URIs offered, None only if listed
 	Modes    []ua.MessageSecurityMode // Sign, SignAndEncrypt
 	Trust    func(clientCert []byte) error
+
+	Identities []string // anonymous, username, x509
+	Users      Users    // checks user names and passwords; nil: none
+}
+
+// Users checks a user name and password (argon2id hashes).
+type Users interface {
+	Check(user, password string) bool
 }
 
 // Server terminates OPC UA for one target.
@@ -133,10 +141,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		ip = ap.Addr().Unmap()
 	}
 	party := s.d.Policy.Load().PartyByAddr(ip)
-	if party == nil {
+	if party == nil && s.opt.Security == nil {
 		s.refuse(nc, nc.RemoteAddr().String(), nil, policy.Unidentified.String(), "source address is not bound to an enrolled party")
 		return
 	}
+	// On a secured endpoint the party comes from the user identity at
+	// ActivateSession; the source network only names anonymous users.
 	s.ServeStream(ctx, nc, sessions.Identity{Party: party, Source: nc.RemoteAddr().String(), Via: "source network"})
 }
 
@@ -168,13 +178,15 @@ func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, id sess
 		s.refuse(rw, id.Source, id.Party, "audit-disk-low", "free space under the audit log is below audit.min_free")
 		return
 	}
-	adm := s.d.Admit(id.Party, id)
-	if adm.Verdict == policy.Deny {
-		s.refuse(rw, id.Source, id.Party, "jurisdiction", adm.String())
-		return
-	}
 	c := newChannel(s, rw, id)
-	c.adm.Store(&adm)
+	if s.opt.Security == nil {
+		adm := s.d.Admit(id.Party, id)
+		if adm.Verdict == policy.Deny {
+			s.refuse(rw, id.Source, id.Party, "jurisdiction", adm.String())
+			return
+		}
+		c.adm.Store(&adm)
+	}
 	s.mu.Lock()
 	s.chans[c] = struct{}{}
 	s.mu.Unlock()

@@ -3,12 +3,16 @@ package opcuarelay
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
+	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
+	"github.com/gopcua/opcua/uapolicy"
 
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/opcuatarget"
@@ -48,6 +52,10 @@ type session struct {
 	asked       string
 	askedTarget string
 	askedAt     time.Time
+
+	nonce []byte                           // the server nonce the next ActivateSession must sign
+	who   sessions.Identity                // the party of this session and how it was identified
+	adm   atomic.Pointer[policy.Admission] // its admission
 }
 
 // dispatch answers one decoded request.
@@ -116,18 +124,44 @@ func (c *channel) application() *ua.ApplicationDescription {
 	}
 }
 
-// endpoints describe brana: security None (the SSH link or loopback
-// protects the channel) and anonymous users (the party is known already).
+// endpoints describe brana, never the PLC: on the SSH link and loopback
+// listeners security None and anonymous users (the party is known from
+// the SSH key or the source network); on a secured endpoint every policy
+// and mode it offers, with brana's certificate and the identities it takes.
 func (c *channel) endpoints() []*ua.EndpointDescription {
-	return []*ua.EndpointDescription{{
-		EndpointURL:       c.hello.EndpointURL,
-		Server:            c.application(),
-		SecurityMode:      ua.MessageSecurityModeNone,
-		SecurityPolicyURI: ua.SecurityPolicyURINone,
-		UserIdentityTokens: []*ua.UserTokenPolicy{{PolicyID: "anonymous", TokenType: ua.UserTokenTypeAnonymous,
-			SecurityPolicyURI: ua.SecurityPolicyURINone}},
-		TransportProfileURI: "http://opcfoundation.org/UA-Profile/Transport/uatcp-uasc-uabinary",
-	}}
+	sec := c.s.opt.Security
+	ep := func(policy string, mode ua.MessageSecurityMode) *ua.EndpointDescription {
+		e := &ua.EndpointDescription{
+			EndpointURL:         c.hello.EndpointURL,
+			Server:              c.application(),
+			SecurityMode:        mode,
+			SecurityPolicyURI:   policy,
+			ServerCertificate:   []byte{},
+			TransportProfileURI: "http://opcfoundation.org/UA-Profile/Transport/uatcp-uasc-uabinary",
+			SecurityLevel:       uapolicy.SecurityLevel(policy, mode),
+		}
+		if sec == nil {
+			e.UserIdentityTokens = userTokenPolicies([]string{"anonymous"}, policy)
+			return e
+		}
+		e.ServerCertificate = sec.Server.Cert
+		e.UserIdentityTokens = userTokenPolicies(sec.Identities, policy)
+		return e
+	}
+	if sec == nil {
+		return []*ua.EndpointDescription{ep(ua.SecurityPolicyURINone, ua.MessageSecurityModeNone)}
+	}
+	var out []*ua.EndpointDescription
+	for _, p := range sec.Policies {
+		if p == ua.SecurityPolicyURINone {
+			out = append(out, ep(p, ua.MessageSecurityModeNone))
+			continue
+		}
+		for _, m := range sec.Modes {
+			out = append(out, ep(p, m))
+		}
+	}
+	return out
 }
 
 func randomBytes(n int) []byte {
@@ -136,7 +170,37 @@ func randomBytes(n int) []byte {
 	return b
 }
 
+// security is what the session services need of this channel.
+func (c *channel) security() *sessionSecurity {
+	ss := &sessionSecurity{Policy: c.policy, Mode: c.mode}
+	if sec := c.s.opt.Security; sec != nil {
+		ss.ServerCert, ss.ServerKey = sec.Server.Cert, sec.Server.Key
+	}
+	if c.asym != nil {
+		ss.ClientCert = c.asym.ClientCert
+	}
+	return ss
+}
+
 func (c *channel) createSession(reqID uint32, r *ua.CreateSessionRequest) {
+	sec := c.security()
+	var sig *ua.SignatureData
+	if c.asym != nil {
+		// The client must present the certificate it opened the channel with.
+		if cc := r.ClientCertificate; len(cc) > 0 && !strings.HasPrefix(string(cc), string(c.asym.ClientCert)) {
+			c.refuseChannel("certificate-mismatch", "CreateSession names another client certificate than the secure channel")
+			c.fault(reqID, r.RequestHeader, ua.StatusBadCertificateInvalid)
+			return
+		}
+		var err error
+		if sig, err = sec.serverSignature(r.ClientNonce); err != nil {
+			c.refuseChannel("create-session-failed", err.Error())
+			c.fault(reqID, r.RequestHeader, faultStatus(err, ua.StatusBadNonceInvalid))
+			return
+		}
+	} else {
+		sig = &ua.SignatureData{}
+	}
 	c.mu.Lock()
 	if len(c.sessions) >= maxSessions {
 		c.mu.Unlock()
@@ -145,52 +209,142 @@ func (c *channel) createSession(reqID uint32, r *ua.CreateSessionRequest) {
 	}
 	n := sessionSeq.Add(1)
 	s := &session{c: c, id: c.s.d.BootID + "-" + c.s.opt.Name + "-" + strconv.FormatUint(n, 10),
-		node: ua.NewNumericNodeID(1, uint32(n)), auth: ua.NewByteStringNodeID(0, randomBytes(32)), noType: map[string]bool{}}
+		node: ua.NewNumericNodeID(1, uint32(n)), auth: ua.NewByteStringNodeID(0, randomBytes(32)), noType: map[string]bool{},
+		nonce: randomBytes(32)}
 	s.token = tokenKey(s.auth)
 	c.sessions[s.token] = s
 	c.mu.Unlock()
 	timeout := time.Duration(r.RequestedSessionTimeout) * time.Millisecond
 	timeout = min(max(timeout, 10*time.Second), time.Hour)
+	cert := []byte{}
+	if c.s.opt.Security != nil {
+		cert = c.s.opt.Security.Server.Cert
+	}
 	c.send(reqID, &ua.CreateSessionResponse{
-		ResponseHeader:             responseHeader(r.RequestHeader, ua.StatusOK),
-		SessionID:                  s.node,
-		AuthenticationToken:        s.auth,
-		RevisedSessionTimeout:      float64(timeout / time.Millisecond),
-		ServerNonce:                randomBytes(32),
-		ServerCertificate:          []byte{},
-		ServerEndpoints:            c.endpoints(),
-		ServerSoftwareCertificates: nil,
-		ServerSignature:            &ua.SignatureData{},
-		MaxRequestMessageSize:      serverLimits.MaxMessageSize,
+		ResponseHeader:        responseHeader(r.RequestHeader, ua.StatusOK),
+		SessionID:             s.node,
+		AuthenticationToken:   s.auth,
+		RevisedSessionTimeout: float64(timeout / time.Millisecond),
+		ServerNonce:           s.nonce,
+		ServerCertificate:     cert,
+		ServerEndpoints:       c.endpoints(),
+		ServerSignature:       sig,
+		MaxRequestMessageSize: serverLimits.MaxMessageSize,
 	})
 }
 
-// activate checks the identity token (anonymous: the party is the SSH
-// identity or the source network), then opens the PLC session with brana's
-// own credentials.
+// faultStatus is the OPC UA status an error carries, or def.
+func faultStatus(err error, def ua.StatusCode) ua.StatusCode {
+	var st ua.StatusCode
+	if errors.As(err, &st) {
+		return st
+	}
+	return def
+}
+
+// identify checks ActivateSession's signature and identity token and
+// finds the party: on the SSH link and loopback listeners the party the
+// connection was identified as; on a secured endpoint the party the user
+// name or the user certificate is bound to (anonymous users, if offered,
+// by their source network).
+func (s *session) identify(r *ua.ActivateSessionRequest) (sessions.Identity, error) {
+	c := s.c
+	sec := c.s.opt.Security
+	if sec == nil {
+		if tok := r.UserIdentityToken; tok != nil && tok.Value != nil {
+			if _, ok := tok.Value.(*ua.AnonymousIdentityToken); !ok {
+				return c.id, refuse(ua.StatusBadIdentityTokenRejected, "only anonymous users on this endpoint: the party is known from %s", c.id.Via)
+			}
+		}
+		return c.id, nil
+	}
+	ss := c.security()
+	if err := ss.checkClientSignature(r.ClientSignature, s.nonce); err != nil {
+		return sessions.Identity{}, err
+	}
+	uid, err := ss.userIdentity(r.UserIdentityToken, r.UserTokenSignature, s.nonce,
+		offeredTokens(userTokenPolicies(sec.Identities, c.policy)))
+	if err != nil {
+		return sessions.Identity{}, err
+	}
+	pol := c.s.d.Policy.Load()
+	who := sessions.Identity{Source: c.id.Source}
+	switch uid.Kind {
+	case "anonymous":
+		if c.id.Party == nil {
+			return who, refuse(ua.StatusBadIdentityTokenRejected, "anonymous user from %s, which is not an enrolled network", c.id.Source)
+		}
+		who.Party, who.Via = c.id.Party, "source network (anonymous OPC UA user)"
+	case "username":
+		if sec.Users == nil || !sec.Users.Check(uid.User, uid.Password) {
+			return who, refuse(ua.StatusBadUserAccessDenied, "wrong user name or password for OPC UA user %q", uid.User)
+		}
+		if who.Party = pol.PartyByOPCUAUser(uid.User); who.Party == nil {
+			return who, refuse(ua.StatusBadUserAccessDenied, "OPC UA user %q is not bound to an enrolled party (opcua_users)", uid.User)
+		}
+		who.Via = "opc ua user " + uid.User
+	case "x509":
+		fp := policy.TLSFingerprint(uid.Cert)
+		cn := ""
+		if cert, err := x509.ParseCertificate(uid.Cert); err == nil {
+			cn = cert.Subject.CommonName
+			if now := time.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+				return who, refuse(ua.StatusBadIdentityTokenRejected, "user certificate %s is outside its validity", fp)
+			}
+		}
+		if who.Party = pol.PartyByTLS(fp, cn, ""); who.Party == nil {
+			return who, refuse(ua.StatusBadIdentityTokenRejected, "user certificate %s (CN %q) is not bound to an enrolled party (tls_clients)", fp, cn)
+		}
+		who.Via = "opc ua user certificate " + fp
+	default:
+		return who, refuse(ua.StatusBadIdentityTokenRejected, "unsupported identity %q", uid.Kind)
+	}
+	if c.asym != nil {
+		who.Via += "; application certificate " + policy.TLSFingerprint(c.asym.ClientCert)
+	}
+	return who, nil
+}
+
+// activate checks the client's signature and identity, admits the party,
+// then opens the PLC session with brana's own credentials.
 func (s *session) activate(ctx context.Context, reqID uint32, r *ua.ActivateSessionRequest) {
 	c := s.c
-	if tok := r.UserIdentityToken; tok != nil && tok.Value != nil {
-		if _, ok := tok.Value.(*ua.AnonymousIdentityToken); !ok {
-			c.fault(reqID, r.RequestHeader, ua.StatusBadIdentityTokenRejected)
-			s.c.s.d.Log.Info("opc ua identity token refused: only anonymous is offered", "source", c.id.Source)
-			return
-		}
+	who, err := s.identify(r)
+	if err != nil {
+		c.s.refuseIdentity(c, s.id, who, err)
+		c.fault(reqID, r.RequestHeader, faultStatus(err, ua.StatusBadIdentityTokenRejected))
+		return
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		c.fault(reqID, r.RequestHeader, ua.StatusBadSessionClosed)
 		return
 	}
+	if s.activated && s.who.Party.ID != who.Party.ID {
+		c.s.refuseIdentity(c, s.id, who, refuse(ua.StatusBadIdentityChangeNotSupported, "a session cannot change its party"))
+		c.fault(reqID, r.RequestHeader, ua.StatusBadIdentityChangeNotSupported)
+		return
+	}
 	if !s.activated {
+		adm := c.s.d.Admit(who.Party, who)
+		if c.s.opt.Security == nil {
+			adm = *c.adm.Load() // decided when the connection came in
+		}
+		if adm.Verdict == policy.Deny {
+			c.s.refuseIdentity(c, s.id, who, refuse(ua.StatusBadUserAccessDenied, "refused by policy: %s", adm.String()))
+			c.fault(reqID, r.RequestHeader, ua.StatusBadUserAccessDenied)
+			return
+		}
 		plc, err := c.s.target.Open(context.WithoutCancel(ctx), s.id)
 		if err != nil {
-			s.mu.Unlock()
-			c.s.refuseSession(c, s.id, err)
+			s.who = who
+			c.s.refuseSession(c, s, err)
 			c.fault(reqID, r.RequestHeader, ua.StatusBadNoCommunication)
 			return
 		}
+		s.who = who
+		s.adm.Store(&adm)
 		s.plc = plc
 		// A PLC session that cannot be restored ends the vendor's session
 		// too: the vendor's stack then starts afresh, subscriptions included.
@@ -198,45 +352,59 @@ func (s *session) activate(ctx context.Context, reqID uint32, r *ua.ActivateSess
 		s.ns = opcua.NewNamespaceMap(plc.Namespaces())
 		s.cl = opcua.Classifier{Aliases: &s.aliases, Methods: &s.methods, Namespaces: s.ns}
 		s.activated = true
-		p := c.id.Party
+		p := who.Party
 		s.reg = sessions.New(sessions.Info{ID: s.id, Protocol: "opcua", Listener: c.s.opt.Name, Party: p.ID,
-			PartyName: p.Name, Org: p.Organisation, Source: c.id.Source, Via: c.id.Via, Since: time.Now()}, c.kill)
-		s.reg.OnRecheck(c.readmit)
+			PartyName: p.Name, Org: p.Organisation, Source: who.Source, Via: who.Via, Since: time.Now()}, c.kill)
+		s.reg.OnRecheck(s.readmit)
 		c.s.d.Sessions.Add(s.reg)
 		s.openRecord(plc.Security)
 	}
-	s.mu.Unlock()
+	s.nonce = randomBytes(32)
 	c.send(reqID, &ua.ActivateSessionResponse{ResponseHeader: responseHeader(r.RequestHeader, ua.StatusOK),
-		ServerNonce: randomBytes(32)})
+		ServerNonce: s.nonce})
+}
+
+// refuseIdentity records an ActivateSession that was refused.
+func (s *Server) refuseIdentity(c *channel, id string, who sessions.Identity, err error) {
+	rec := audit.Record{Type: audit.SessionRefused, Session: id, Source: c.id.Source, Listener: s.opt.Name, Target: s.target.Name(),
+		Unit: -1, Func: -1, Sub: -1, Decision: "deny", Reason: "identity", Detail: err.Error()}
+	if p := who.Party; p != nil {
+		rec.Party, rec.PartyName, rec.Org = p.ID, p.Name, p.Organisation
+	}
+	if _, aerr := s.d.Audit.Append(context.Background(), &rec); aerr != nil {
+		s.d.Log.Error("audit append failed", "err", aerr)
+	}
+	s.d.Log.Info("opc ua session refused", "listener", s.opt.Name, "source", c.id.Source, "err", err)
 }
 
 // refuseSession records a session that could not reach its PLC.
-func (s *Server) refuseSession(c *channel, id string, err error) {
-	p := c.id.Party
-	rec := audit.Record{Type: audit.SessionRefused, Session: id, Source: c.id.Source, Listener: s.opt.Name, Target: s.target.Name(),
+func (s *Server) refuseSession(c *channel, ss *session, err error) {
+	p := ss.who.Party
+	rec := audit.Record{Type: audit.SessionRefused, Session: ss.id, Source: c.id.Source, Listener: s.opt.Name, Target: s.target.Name(),
 		Party: p.ID, PartyName: p.Name, Org: p.Organisation, Unit: -1, Func: -1, Sub: -1,
 		Decision: "deny", Reason: "target-unreachable", Detail: err.Error()}
 	if _, aerr := s.d.Audit.Append(context.Background(), &rec); aerr != nil {
 		s.d.Log.Error("audit append failed", "err", aerr)
 	}
-	s.d.Log.Warn("opc ua session to the PLC failed", "target", s.target.Name(), "session", id, "err", err)
+	s.d.Log.Warn("opc ua session to the PLC failed", "target", s.target.Name(), "session", ss.id, "err", err)
 }
 
-// readmit decides on the channel again under the policy now in force.
-func (c *channel) readmit() {
-	p := c.s.d.Policy.Load().Party(c.id.Party.ID)
+// readmit decides on the session again under the policy now in force.
+func (s *session) readmit() {
+	c := s.c
+	p := c.s.d.Policy.Load().Party(s.who.Party.ID)
 	if p == nil {
-		c.kill("policy reload: party " + c.id.Party.ID + " is no longer enrolled")
+		c.kill("policy reload: party " + s.who.Party.ID + " is no longer enrolled")
 		return
 	}
-	id := c.id
-	id.Party = p
-	adm := c.s.d.Admit(p, id)
+	who := s.who
+	who.Party = p
+	adm := c.s.d.Admit(p, who)
 	if adm.Verdict == policy.Deny {
 		c.kill("policy reload: session no longer admitted: " + adm.String())
 		return
 	}
-	c.adm.Store(&adm)
+	s.adm.Store(&adm)
 }
 
 // close ends the session and its PLC session.
