@@ -34,6 +34,9 @@ const (
 	BadCertificateUseNotAllowed uint32 = 0x80180000
 )
 
+// maxOpenBlocks bounds the encrypted part of an OPN chunk, in RSA blocks.
+const maxOpenBlocks = 16
+
 // Server is brana's side of a secured endpoint: its certificate and key.
 type Server struct {
 	Cert       []byte // DER
@@ -108,6 +111,11 @@ func OpenSecured(b []byte, srv *Server) (Chunk, *Asymmetric, error) {
 	algo, err := uapolicy.Asymmetric(c.PolicyURI, srv.Key, pub)
 	if err != nil {
 		return c, nil, errorf(BadSecurityPolicyRejected, "policy %s: %v", c.PolicyURI, err)
+	}
+	// An OpenSecureChannelRequest fits a few RSA blocks; more would only
+	// make an unauthenticated peer spend brana's CPU on decryption.
+	if n := len(b) - r.off; n > maxOpenBlocks*srv.Key.Size() {
+		return c, nil, errorf(BadTCPMessageTooLarge, "encrypted OPN body of %d bytes (at most %d RSA blocks)", n, maxOpenBlocks)
 	}
 	a := &Asymmetric{Policy: c.PolicyURI, ClientCert: leaf.Raw, clientKey: pub, algo: algo}
 	plain, err := a.unseal(b, r.off, srv.Key.Size(), true)
