@@ -62,7 +62,8 @@ const accountUsage = `usage:
                           standard input) and print its argon2id hash for the accounts file
 `
 
-// stdin is where `brana account hash` reads a password; tests replace it.
+// stdin is where `brana account hash` and `brana opcua user-hash` read a
+// password; tests replace it.
 var stdin = os.Stdin
 
 // adminFlags are the flags every admin command takes.
@@ -644,37 +645,9 @@ func cmdAccount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, accountUsage)
 		return exitUsage
 	}
-	var pw string
-	if fd := int(stdin.Fd()); term.IsTerminal(fd) {
-		fmt.Fprint(stderr, "Password: ")
-		a, err := term.ReadPassword(fd)
-		fmt.Fprintln(stderr)
-		if err != nil {
-			fmt.Fprintln(stderr, "brana account hash:", err)
-			return exitFailed
-		}
-		fmt.Fprint(stderr, "Again: ")
-		b, err := term.ReadPassword(fd)
-		fmt.Fprintln(stderr)
-		if err != nil {
-			fmt.Fprintln(stderr, "brana account hash:", err)
-			return exitFailed
-		}
-		if string(a) != string(b) {
-			fmt.Fprintln(stderr, "brana account hash: the passwords differ")
-			return exitFailed
-		}
-		pw = string(a)
-	} else {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			fmt.Fprintln(stderr, "brana account hash:", err)
-			return exitFailed
-		}
-		pw = strings.TrimRight(line, "\r\n")
-	}
-	if pw == "" {
-		fmt.Fprintln(stderr, "brana account hash: empty password")
+	pw, err := readNewPassword(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "brana account hash:", err)
 		return exitFailed
 	}
 	h, err := adminapi.HashPassword(pw)
@@ -684,4 +657,38 @@ func cmdAccount(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, h)
 	return exitOK
+}
+
+// readNewPassword reads a password to be hashed from stdin: twice without
+// echo on a terminal, else the first line.
+func readNewPassword(stderr io.Writer) (string, error) {
+	var pw string
+	if fd := int(stdin.Fd()); term.IsTerminal(fd) {
+		fmt.Fprint(stderr, "Password: ")
+		a, err := term.ReadPassword(fd)
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(stderr, "Again: ")
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(a) != string(b) {
+			return "", errors.New("the passwords differ")
+		}
+		pw = string(a)
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	if pw == "" {
+		return "", errors.New("empty password")
+	}
+	return pw, nil
 }

@@ -49,6 +49,8 @@ Usage:
   brana sessions list|kill ID
                              live sessions; kill ends one at once
   brana account hash         argon2id hash of a password (read from stdin) for the accounts file
+  brana opcua trust|reject|certificate|user-hash ...
+                             brana's own OPC UA endpoint: trusted client certificates, its certificate, users
   brana bundle keygen|sign|verify ...
                              signed data bundles (listings, IP databases)
   brana version              version, commit and build target
@@ -97,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdSessions(args[1:], stdout, stderr)
 	case "account":
 		return cmdAccount(args[1:], stdout, stderr)
+	case "opcua":
+		return cmdOPCUA(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "brana %s (commit %s) %s/%s %s\n", gateway.Version, gateway.Commit, runtime.GOOS, runtime.GOARCH, runtime.Version())
 		return exitOK

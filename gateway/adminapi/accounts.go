@@ -2,21 +2,18 @@ package adminapi
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/crypto/argon2"
+
+	"github.com/brana-ot/brana/gateway/passhash"
 )
 
 // Roles an account can have.
@@ -33,18 +30,6 @@ var roles = []string{RoleApprover, RoleRequester, RoleViewer}
 const (
 	MaxFailures = 5
 	LockFor     = 5 * time.Minute
-)
-
-// Default argon2id parameters of HashPassword (RFC 9106's second
-// recommendation with two lanes): 64 MiB, 3 passes.
-const (
-	DefaultMemory  = 64 * 1024 // KiB
-	DefaultTime    = 3
-	DefaultThreads = 2
-	saltLen        = 16
-	keyLen         = 32
-	maxMemory      = 1 << 20 // KiB: a hash must not be able to exhaust a Pi-class gateway
-	maxTime        = 64
 )
 
 // Errors of Authenticate.
@@ -69,7 +54,7 @@ func (a *Account) Has(roles ...string) bool {
 
 type account struct {
 	Account
-	hash phc
+	hash passhash.Hash
 }
 
 type failures struct {
@@ -87,7 +72,7 @@ type Accounts struct {
 
 	mu      sync.Mutex
 	byUser  map[string]*account
-	dummy   phc // verified for unknown users, so that timing does not tell them apart
+	dummy   passhash.Hash // verified for unknown users, so that timing does not tell them apart
 	stamp   fileStamp
 	loadErr error
 	fails   map[string]*failures
@@ -140,9 +125,9 @@ func newAccounts(path string) *Accounts {
 
 func (a *Accounts) set(m map[string]*account) {
 	a.byUser = m
-	a.dummy = phc{memory: 8, time: 1, threads: 1, salt: make([]byte, saltLen), key: make([]byte, keyLen)}
+	a.dummy = passhash.Hash{}.Decoy()
 	for _, u := range m {
-		a.dummy.memory, a.dummy.time, a.dummy.threads = u.hash.memory, u.hash.time, u.hash.threads
+		a.dummy = u.hash.Decoy()
 		break
 	}
 }
@@ -241,9 +226,9 @@ func parseAccounts(list []Account, lines []int) (map[string]*account, []string) 
 				bad("roles: %q is not a role (%s)", r, strings.Join(roles, ", "))
 			}
 		}
-		h, err := parsePHC(acc.Hash)
+		h, err := passhash.Parse(acc.Hash)
 		if err != nil {
-			bad("hash: %v", err)
+			bad("hash: %v (make one with brana account hash)", err)
 		}
 		if acc.Name == "" {
 			acc.Name = acc.User
@@ -274,7 +259,7 @@ func (a *Accounts) Authenticate(user, password string) (Account, error) {
 	a.mu.Unlock()
 
 	a.sem <- struct{}{}
-	ok := h.verify(password) && known
+	ok := h.Verify(password) && known
 	<-a.sem
 
 	a.mu.Lock()
@@ -315,95 +300,8 @@ func (a *Accounts) List() []Account {
 	return out
 }
 
-// phc is a parsed "$argon2id$v=19$m=...,t=...,p=...$salt$hash" string.
-type phc struct {
-	memory  uint32
-	time    uint32
-	threads uint8
-	salt    []byte
-	key     []byte
-}
-
-func (h phc) verify(password string) bool {
-	if len(h.key) == 0 {
-		return false
-	}
-	k := argon2.IDKey([]byte(password), h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
-	return subtle.ConstantTimeCompare(k, h.key) == 1
-}
-
-func (h phc) String() string {
-	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, h.memory, h.time, h.threads,
-		b64.EncodeToString(h.salt), b64.EncodeToString(h.key))
-}
-
-func parsePHC(s string) (phc, error) {
-	var h phc
-	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[0] != "" {
-		return h, errors.New(`not a PHC string "$argon2id$v=19$m=...,t=...,p=...$SALT$HASH" (make one with brana account hash)`)
-	}
-	if parts[1] != "argon2id" {
-		return h, fmt.Errorf("algorithm %q is not argon2id", parts[1])
-	}
-	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
-		return h, fmt.Errorf("version %q is not v=%d", parts[2], argon2.Version)
-	}
-	for _, kv := range strings.Split(parts[3], ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return h, fmt.Errorf("parameter %q is not a number", kv)
-		}
-		switch k {
-		case "m":
-			h.memory = uint32(n)
-		case "t":
-			h.time = uint32(n)
-		case "p":
-			if n > 255 {
-				return h, fmt.Errorf("p=%d is more than 255", n)
-			}
-			h.threads = uint8(n)
-		default:
-			return h, fmt.Errorf("unknown parameter %q", k)
-		}
-	}
-	switch {
-	case h.threads == 0 || h.time == 0 || h.memory == 0:
-		return h, errors.New("m, t and p are all required and must be more than zero")
-	case h.memory < 8*uint32(h.threads):
-		return h, fmt.Errorf("m=%d is less than 8 KiB per lane", h.memory)
-	case h.memory > maxMemory || h.time > maxTime:
-		return h, fmt.Errorf("m=%d,t=%d is more than this gateway allows (m<=%d, t<=%d)", h.memory, h.time, maxMemory, maxTime)
-	}
-	var err error
-	dec := base64.RawStdEncoding
-	if h.salt, err = dec.DecodeString(strings.TrimRight(parts[4], "=")); err != nil || len(h.salt) < 8 {
-		return h, errors.New("salt is not base64 of at least 8 bytes")
-	}
-	if h.key, err = dec.DecodeString(strings.TrimRight(parts[5], "=")); err != nil || len(h.key) < 16 || len(h.key) > 64 {
-		return h, errors.New("hash is not base64 of 16 to 64 bytes")
-	}
-	return h, nil
-}
-
 // HashPassword returns the PHC argon2id string of pw with the default
 // parameters and a random salt, for the accounts file.
 func HashPassword(pw string) (string, error) {
-	return hashPassword(pw, DefaultMemory, DefaultTime, DefaultThreads)
-}
-
-func hashPassword(pw string, memory, passes uint32, threads uint8) (string, error) {
-	if pw == "" {
-		return "", errors.New("adminapi: empty password")
-	}
-	salt := make([]byte, saltLen)
-	if _, err := rand.Read(salt); err != nil {
-		return "", err
-	}
-	h := phc{memory: memory, time: passes, threads: threads, salt: salt}
-	h.key = argon2.IDKey([]byte(pw), salt, passes, memory, threads, keyLen)
-	return h.String(), nil
+	return passhash.New(pw)
 }

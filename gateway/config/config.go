@@ -111,11 +111,19 @@ type Listener struct {
 	IdleTimeout    Duration `yaml:"idle_timeout"`
 	Routes         []Route  `yaml:"routes"` // modbus
 
-	// opcua: the one target behind the listener. Its endpoint offers
-	// security None only, so it binds to loopback unless AcceptRisk says
-	// in so many words that OPC UA crosses the network unprotected.
-	Target     string `yaml:"target"`
-	AcceptRisk string `yaml:"accept_risk"`
+	// opcua: the one target behind the listener, and brana's own endpoint
+	// in front of it (opcua.go). An endpoint that offers security None
+	// binds to loopback unless AcceptRisk says in so many words that OPC UA
+	// crosses the network unprotected; one that offers only secure
+	// policies binds anywhere.
+	Target      string   `yaml:"target"`
+	AcceptRisk  string   `yaml:"accept_risk"`
+	Policies    []string `yaml:"policies"`    // None | Basic256Sha256 | Aes128_Sha256_RsaOaep | Aes256_Sha256_RsaPss; absent: [None]
+	Modes       []string `yaml:"modes"`       // Sign | SignAndEncrypt, for the policies other than None; default both
+	Identities  []string `yaml:"identities"`  // anonymous | username | x509; default [anonymous] when only None is offered, else [username, x509]
+	Users       string   `yaml:"users"`       // users file (user names, argon2id hashes) for username; relative to the config file
+	Certificate string   `yaml:"certificate"` // brana's server certificate and key, one PEM file; default DATA_DIR/keys/opcua-server.pem, made at first start
+	TrustDir    string   `yaml:"trust_dir"`   // trusted/ and rejected/ client certificates; default DATA_DIR/opcua-pki
 }
 
 // OPCUARisk is the only accepted value of a listener's accept_risk.
@@ -635,8 +643,17 @@ func (c *Config) validate() []*Error {
 			if l.Target != "" || l.AcceptRisk != "" {
 				bad(f+".target", "only for opcua listeners; a Modbus listener has routes")
 			}
+			for _, k := range []struct {
+				name string
+				set  bool
+			}{{"policies", l.Policies != nil}, {"modes", l.Modes != nil}, {"identities", l.Identities != nil},
+				{"users", l.Users != ""}, {"certificate", l.Certificate != ""}, {"trust_dir", l.TrustDir != ""}} {
+				if k.set {
+					bad(f+"."+k.name, "only for opcua listeners")
+				}
+			}
 		case "opcua":
-			checkOPCUAListener(l, f, c.Targets, targets, bad)
+			c.checkOPCUAListener(l, f, targets, bad)
 			continue
 		default:
 			bad(f+".protocol", "%q is not supported (modbus, opcua)", l.Protocol)

@@ -1,11 +1,18 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/brana-ot/brana/gateway/opcuatrust"
 )
 
 // OPC UA security policies a target may name, by their short names.
@@ -67,16 +74,41 @@ func checkOPCUATarget(t *Target, f string, bad func(field, format string, args .
 	}
 }
 
-// checkOPCUAListener validates an OPC UA listener: one OPC UA target, and
-// loopback only unless the risk is named.
-func checkOPCUAListener(l *Listener, f string, all []Target, targets map[string]int, bad func(field, format string, args ...any)) {
+// What brana's own OPC UA endpoints offer, by the short names the config
+// uses.
+var (
+	listenerPolicies   = []string{"None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"}
+	listenerModes      = []string{"Sign", "SignAndEncrypt"}
+	listenerIdentities = []string{"anonymous", "username", "x509"}
+)
+
+// DefaultOPCUACertificate is brana's OPC UA server certificate and key
+// unless a listener names another file.
+func (c *Config) DefaultOPCUACertificate() string {
+	return filepath.Join(c.Rel(c.Gateway.DataDir), "keys", "opcua-server.pem")
+}
+
+// DefaultOPCUATrustDir is the trust folder of brana's OPC UA endpoints
+// unless a listener names another.
+func (c *Config) DefaultOPCUATrustDir() string {
+	return filepath.Join(c.Rel(c.Gateway.DataDir), "opcua-pki")
+}
+
+// OffersNone reports whether an OPC UA listener offers security None.
+func (l *Listener) OffersNone() bool { return slices.Contains(l.Policies, "None") }
+
+// checkOPCUAListener validates and completes an OPC UA listener: one OPC UA
+// target; the policies, modes and identities it offers; its users file,
+// certificate and trust folder; loopback only while it offers None, unless
+// the risk is named.
+func (c *Config) checkOPCUAListener(l *Listener, f string, targets map[string]int, bad func(field, format string, args ...any)) {
 	if len(l.Routes) > 0 {
 		bad(f+".routes", "an opcua listener names one target, not routes")
 	}
 	if ti, ok := targets[l.Target]; !ok {
 		bad(f+".target", "%q is not a configured target", l.Target)
-	} else if all[ti].Protocol != "opcua" {
-		bad(f+".target", "%q is a %s target; an opcua listener serves an OPC UA target", l.Target, all[ti].Protocol)
+	} else if c.Targets[ti].Protocol != "opcua" {
+		bad(f+".target", "%q is a %s target; an opcua listener serves an OPC UA target", l.Target, c.Targets[ti].Protocol)
 	}
 	if l.MaxConnections == 0 {
 		l.MaxConnections = 16
@@ -87,16 +119,85 @@ func checkOPCUAListener(l *Listener, f string, all []Target, targets map[string]
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = Duration(10 * time.Minute)
 	}
+
+	// Absent policies mean None, as before secure endpoints existed: a
+	// secure endpoint lists its policies.
+	if len(l.Policies) == 0 {
+		l.Policies = []string{"None"}
+	}
+	checkChoices(l.Policies, listenerPolicies, f+".policies", bad)
+	secure := slices.ContainsFunc(l.Policies, func(p string) bool { return p != "None" })
+	switch {
+	case !secure && len(l.Modes) > 0:
+		bad(f+".modes", "modes apply to the policies other than None, and this listener offers None only")
+	case secure && len(l.Modes) == 0:
+		l.Modes = slices.Clone(listenerModes)
+	case secure:
+		if slices.Contains(l.Modes, "None") {
+			bad(f+".modes", `"None" is a policy, not a mode: list it in policies`)
+		} else {
+			checkChoices(l.Modes, listenerModes, f+".modes", bad)
+		}
+	}
+	if len(l.Identities) == 0 {
+		l.Identities = []string{"username", "x509"}
+		if !secure {
+			l.Identities = []string{"anonymous"}
+		}
+	}
+	checkChoices(l.Identities, listenerIdentities, f+".identities", bad)
+	l.Users = c.Rel(l.Users)
+	switch {
+	case slices.Contains(l.Identities, "username") && l.Users == "":
+		bad(f+".users", "missing: identities lists username, so brana needs a users file (user names and hashes from brana opcua user-hash)")
+	case !slices.Contains(l.Identities, "username") && l.Users != "":
+		bad(f+".users", "only with the username identity (identities: [username, ...])")
+	case l.Users != "":
+		if _, err := opcuatrust.LoadUsers(l.Users); err != nil {
+			bad(f+".users", "%s", strings.TrimPrefix(err.Error(), "opcua users: "))
+		}
+	}
+	if l.Certificate == "" && c.Gateway.DataDir != "" {
+		l.Certificate = c.DefaultOPCUACertificate()
+	}
+	l.Certificate = c.Rel(l.Certificate)
+	if l.Certificate != "" {
+		// A missing file is made at first start; one that is there must load.
+		if _, err := opcuatrust.LoadIdentity(l.Certificate); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			bad(f+".certificate", "%v", err)
+		}
+	}
+	if l.TrustDir == "" && c.Gateway.DataDir != "" {
+		l.TrustDir = c.DefaultOPCUATrustDir()
+	}
+	l.TrustDir = c.Rel(l.TrustDir)
+
 	if l.AcceptRisk != "" && l.AcceptRisk != OPCUARisk {
 		bad(f+".accept_risk", "%q: the only accepted value is %q", l.AcceptRisk, OPCUARisk)
+	}
+	if l.AcceptRisk != "" && !l.OffersNone() {
+		bad(f+".accept_risk", "only for a listener that offers security None; this one offers %s", strings.Join(l.Policies, ", "))
 	}
 	host, _, err := net.SplitHostPort(l.Address)
 	if err != nil {
 		return
 	}
-	if !loopbackHost(host) && l.AcceptRisk != OPCUARisk {
-		bad(f+".address", "%q is not a loopback address: this endpoint has security None (vendors come through the SSH link); "+
-			"to bind it elsewhere anyway set accept_risk: %q", l.Address, OPCUARisk)
+	if l.OffersNone() && !loopbackHost(host) && l.AcceptRisk != OPCUARisk {
+		bad(f+".address", "%q is not a loopback address, and this endpoint offers security None: list only secure policies "+
+			"(for example policies: [Basic256Sha256, Aes256_Sha256_RsaPss]) to bind it elsewhere, or set accept_risk: %q", l.Address, OPCUARisk)
+	}
+}
+
+// checkChoices reports values of list that are not among allowed, and
+// values listed twice.
+func checkChoices(list, allowed []string, field string, bad func(field, format string, args ...any)) {
+	for i, v := range list {
+		switch {
+		case !slices.Contains(allowed, v):
+			bad(fmt.Sprintf("%s[%d]", field, i), "%q is not one of %s", v, strings.Join(allowed, ", "))
+		case slices.Index(list, v) < i:
+			bad(fmt.Sprintf("%s[%d]", field, i), "%q is listed twice", v)
+		}
 	}
 }
 

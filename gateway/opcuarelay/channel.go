@@ -86,6 +86,8 @@ type channel struct {
 	sessions map[string]*session // by authentication token
 	closing  atomic.Pointer[string]
 	refused  atomic.Bool // a refusal is in the audit log already
+
+	discoveryOnly bool // a None channel to a secured endpoint: GetEndpoints and FindServers only
 }
 
 func newChannel(s *Server, rw io.ReadWriteCloser, id sessions.Identity) *channel {
@@ -240,10 +242,9 @@ func (c *channel) open(b []byte, opened bool) error {
 	var asym *secconv.Asymmetric
 	var err error
 	if secconv.OpenPolicy(b) == secconv.PolicyNone {
-		if !c.s.offers(secconv.PolicyNone) {
-			c.refuseChannel("policy-rejected", "security policy None is not offered on this endpoint")
-			return &secconv.Error{Code: secconv.BadSecurityPolicyRejected, Reason: "security policy None is not offered on this endpoint"}
-		}
+		// Clients discover a secured endpoint over a None channel
+		// (OPC 10000-4, 5.4): allowed, but for discovery only.
+		c.discoveryOnly = !c.s.offers(secconv.PolicyNone)
 		ch, err = secconv.ParseChunk(b)
 	} else {
 		sec := c.s.opt.Security

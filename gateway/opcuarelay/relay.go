@@ -55,6 +55,7 @@ type Options struct {
 // Security is what a secured endpoint offers and how it checks clients.
 type Security struct {
 	Server   *secconv.Server
+	AppURI   string                   // the application URI in brana's certificate, which it announces
 	Policies []string                 // policy URIs offered, None only if listed
 	Modes    []ua.MessageSecurityMode // Sign, SignAndEncrypt
 	Trust    func(clientCert []byte) error

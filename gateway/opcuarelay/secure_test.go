@@ -168,9 +168,26 @@ func TestSecureChannelWithGopcua(t *testing.T) {
 			})
 		}
 	}
-	t.Run("fail/none-not-offered", func(t *testing.T) {
-		if _, err := env.gopcuaChannel(t, ua.SecurityPolicyURINone, ua.MessageSecurityModeNone); err == nil {
-			t.Fatal("a None channel opened on an endpoint that does not offer it")
+	t.Run("fail/none-for-discovery-only", func(t *testing.T) {
+		sc, err := env.gopcuaChannel(t, ua.SecurityPolicyURINone, ua.MessageSecurityModeNone)
+		if err != nil {
+			t.Fatalf("discovery over None: %v", err)
+		}
+		if eps := getEndpoints(t, sc); len(eps.Endpoints) != 6 || eps.Endpoints[0].SecurityPolicyURI == ua.SecurityPolicyURINone {
+			t.Fatalf("endpoints over the discovery channel: %d", len(eps.Endpoints))
+		}
+		var status ua.StatusCode
+		err = sc.SendRequest(context.Background(), createSession(), nil, func(r ua.Response) error {
+			if r != nil {
+				status = r.Header().ServiceResult
+			}
+			return nil
+		})
+		if status == 0 {
+			status = faultStatus(err, ua.StatusOK)
+		}
+		if status != ua.StatusBadSecurityModeRejected {
+			t.Fatalf("CreateSession over None: %v, want BadSecurityModeRejected", status)
 		}
 	})
 	t.Run("fail/untrusted", func(t *testing.T) {
@@ -339,10 +356,14 @@ func TestSecureChannelAttacks(t *testing.T) {
 	})
 	t.Run("fail/none-when-not-offered", func(t *testing.T) {
 		env := startSecure(t, policies, modes)
-		if _, err := env.gopcuaChannel(t, ua.SecurityPolicyURINone, ua.MessageSecurityModeNone); err == nil {
-			t.Fatal("None opened")
+		sc, err := env.gopcuaChannel(t, ua.SecurityPolicyURINone, ua.MessageSecurityModeNone)
+		if err != nil {
+			t.Fatal(err)
 		}
-		env.refusal(t, "policy-rejected")
+		sc.SendRequest(context.Background(), createSession(), nil, func(ua.Response) error { return nil })
+		if d := env.refusal(t, "policy-rejected"); !strings.Contains(d, "discovery only") {
+			t.Fatalf("refusal detail %q", d)
+		}
 	})
 	t.Run("fail/untrusted-certificate", func(t *testing.T) {
 		env := startSecure(t, policies, modes)
@@ -355,4 +376,14 @@ func TestSecureChannelAttacks(t *testing.T) {
 			t.Fatalf("refusal detail %q", d)
 		}
 	})
+}
+
+// createSession is a complete CreateSessionRequest, as a client sends it.
+func createSession() *ua.CreateSessionRequest {
+	return &ua.CreateSessionRequest{
+		ClientDescription: &ua.ApplicationDescription{ApplicationURI: "urn:test:client",
+			ApplicationName: &ua.LocalizedText{EncodingMask: ua.LocalizedTextText, Text: "test"}, ApplicationType: ua.ApplicationTypeClient},
+		EndpointURL: "opc.tcp://brana", SessionName: "test", ClientNonce: make([]byte, 32), ClientCertificate: []byte{},
+		RequestedSessionTimeout: 60000,
+	}
 }

@@ -70,6 +70,11 @@ func (c *channel) dispatch(ctx context.Context, reqID uint32, req ua.Request) {
 			Servers: []*ua.ApplicationDescription{c.application()}})
 		return
 	case *ua.CreateSessionRequest:
+		if c.discoveryOnly {
+			c.refuseChannel("policy-rejected", "a session over security None, which this endpoint offers for discovery only")
+			c.fault(reqID, h, ua.StatusBadSecurityModeRejected)
+			return
+		}
 		c.createSession(reqID, r)
 		return
 	case *ua.CancelRequest:
@@ -79,6 +84,10 @@ func (c *channel) dispatch(ctx context.Context, reqID uint32, req ua.Request) {
 	}
 	if h == nil {
 		c.fault(reqID, nil, ua.StatusBadDecodingError)
+		return
+	}
+	if c.discoveryOnly {
+		c.fault(reqID, h, ua.StatusBadSecurityModeRejected)
 		return
 	}
 	c.mu.Lock()
@@ -115,8 +124,12 @@ func tokenKey(n *ua.NodeID) string {
 }
 
 func (c *channel) application() *ua.ApplicationDescription {
+	uri := ApplicationURI
+	if sec := c.s.opt.Security; sec != nil && sec.AppURI != "" {
+		uri = sec.AppURI // clients compare it with the certificate's
+	}
 	return &ua.ApplicationDescription{
-		ApplicationURI:  ApplicationURI,
+		ApplicationURI:  uri,
 		ProductURI:      "urn:brana",
 		ApplicationName: &ua.LocalizedText{EncodingMask: ua.LocalizedTextText, Text: "brana gateway: " + c.s.target.Name()},
 		ApplicationType: ua.ApplicationTypeServer,

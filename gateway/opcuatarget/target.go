@@ -23,6 +23,7 @@ import (
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/opcuatrust"
 )
 
 // Target is one configured OPC UA PLC.
@@ -37,11 +38,7 @@ type Target struct {
 }
 
 // Identity is brana's application instance certificate towards PLCs.
-type Identity struct {
-	Cert   []byte // DER
-	Key    *rsa.PrivateKey
-	AppURI string // the URI in the certificate's SubjectAltName
-}
+type Identity = opcuatrust.Identity
 
 // New builds a target. password is the content of its password file.
 func New(cfg config.Target, id Identity, password string, log *slog.Logger) *Target {

@@ -12,6 +12,7 @@ import (
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/opcuatrust"
 	"github.com/brana-ot/brana/testbench/opcuasim"
 )
 
@@ -73,7 +74,7 @@ func TestPublishLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plc.Close()
-	id, _, err := LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", "test")
+	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

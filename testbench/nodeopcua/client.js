@@ -10,15 +10,26 @@
 //                         (node-opcua's SecurityPolicy and MessageSecurityMode
 //                         names; "None" or unset: no security)
 //   BRANA_OPCUA_USER      UserName identity (with BRANA_OPCUA_PASSWORD)
+//   BRANA_OPCUA_USER_CERT X509 identity: the user's certificate (PEM, or DER
+//                         when the name ends in .der), with
+//   BRANA_OPCUA_USER_KEY  the user's private key (PEM, or DER as above)
 //   BRANA_OPCUA_PKI       the client's PKI folder, where its self-signed
-//                         certificate is made and server certificates are
-//                         trusted on first sight; a temporary folder, removed
-//                         on exit, when unset and security is not None
+//                         certificate is made (own/certs/client_certificate.pem)
+//                         and server certificates are trusted on first sight;
+//                         a temporary folder, removed on exit, when unset and
+//                         security is not None or the identity is X509
+//   BRANA_OPCUA_CONNECT_TIMEOUT
+//                         seconds to get a session before giving up (15)
+//   BRANA_OPCUA_INIT_PKI  "1": only make the certificate in BRANA_OPCUA_PKI,
+//                         print {"op":"initPKI","certificate":FILE} and exit;
+//                         ENDPOINT and OPS_JSON may then be omitted
 //
 // OPS_JSON is a JSON array of operations, run in order on one session. Each
 // prints one JSON line {"i": index, "op": ..., ...} to stdout; a failed
 // operation has "error" and does not stop the others. Connection failures
-// print {"op":"connect","error":...} and exit 1.
+// print {"op":"connect","error":...} and exit 1; the error names the status
+// code the server answered (e.g. BadUserAccessDenied) when there was one.
+// The client makes no second attempt to connect.
 //
 // Nodes are named by "nodeId" (node-opcua syntax, e.g. "ns=2;s=Feeder.Voltage";
 // "nsu=URI;s=..." is resolved through the server's NamespaceArray) or by
@@ -92,6 +103,20 @@ function replacer(key, v) {
 
 function errText(err) {
   return String(err && err.message ? err.message : err);
+}
+
+// connectErrText is errText plus the status code the error carries, if its
+// message does not name it already.
+function connectErrText(err) {
+  let text = errText(err);
+  const seen = new Set();
+  for (let e = err; e && typeof e === "object" && !seen.has(e); e = e.cause) {
+    seen.add(e);
+    const sc = e.statusCode || (e.response && e.response.responseHeader && e.response.responseHeader.serviceResult);
+    if (sc && sc.name && !text.includes(sc.name)) text += " (" + sc.name + ")";
+    if (e !== err && e.message && !text.includes(e.message)) text += ": " + e.message;
+  }
+  return text;
 }
 
 function scalarValue(t, v) {
@@ -173,10 +198,31 @@ function connectionSettings() {
     }
   }
   const user = process.env.BRANA_OPCUA_USER || "";
-  const identity = user
-    ? { type: UserTokenType.UserName, userName: user, password: process.env.BRANA_OPCUA_PASSWORD || "" }
-    : undefined; // anonymous
-  return { policy, mode, identity, secure: mode !== MessageSecurityMode.None };
+  const certFile = process.env.BRANA_OPCUA_USER_CERT || "";
+  const keyFile = process.env.BRANA_OPCUA_USER_KEY || "";
+  let identity; // undefined: anonymous
+  if (certFile || keyFile) {
+    if (!certFile || !keyFile) throw new Error("BRANA_OPCUA_USER_CERT and BRANA_OPCUA_USER_KEY go together");
+    if (user) throw new Error("BRANA_OPCUA_USER and BRANA_OPCUA_USER_CERT exclude each other");
+    const { readCertificate, readPrivateKey, keyOperationsFromPrivateKey } = require("node-opcua-crypto");
+    identity = {
+      type: UserTokenType.Certificate,
+      certificateData: readCertificate(certFile), // DER
+      keyOperations: keyOperationsFromPrivateKey(readPrivateKey(keyFile)),
+    };
+  } else if (user) {
+    identity = { type: UserTokenType.UserName, userName: user, password: process.env.BRANA_OPCUA_PASSWORD || "" };
+  }
+  const timeout = Number(process.env.BRANA_OPCUA_CONNECT_TIMEOUT || 15);
+  if (!(timeout > 0)) throw new Error("BRANA_OPCUA_CONNECT_TIMEOUT must be a positive number of seconds");
+  return {
+    policy,
+    mode,
+    identity,
+    secure: mode !== MessageSecurityMode.None,
+    x509: !!certFile,
+    timeoutMs: timeout * 1000,
+  };
 }
 
 // certificateManager gives the client a PKI folder of its own, so that runs
@@ -192,14 +238,18 @@ function certificateManager(cleanup) {
 }
 
 async function main() {
+  const initPKI = process.env.BRANA_OPCUA_INIT_PKI === "1";
   const [endpoint, opsArg] = process.argv.slice(2);
-  if (!endpoint || !opsArg) {
+  if (!initPKI && (!endpoint || !opsArg)) {
     process.stderr.write("usage: node client.js ENDPOINT OPS_JSON|-\n");
     process.exit(2);
   }
-  const opsText = opsArg === "-" ? fs.readFileSync(0, "utf8") : opsArg;
-  const ops = JSON.parse(opsText);
-  if (!Array.isArray(ops)) throw new Error("OPS_JSON must be an array");
+  let ops = [];
+  if (!initPKI) {
+    const opsText = opsArg === "-" ? fs.readFileSync(0, "utf8") : opsArg;
+    ops = JSON.parse(opsText);
+    if (!Array.isArray(ops)) throw new Error("OPS_JSON must be an array");
+  }
 
   const cleanup = [];
   function exit(code) {
@@ -211,9 +261,10 @@ async function main() {
 
   let settings;
   try {
+    if (initPKI && !process.env.BRANA_OPCUA_PKI) throw new Error("BRANA_OPCUA_INIT_PKI needs BRANA_OPCUA_PKI");
     settings = connectionSettings();
   } catch (err) {
-    out({ op: "connect", error: errText(err) });
+    out({ op: initPKI ? "initPKI" : "connect", error: errText(err) });
     exit(1);
   }
   const options = {
@@ -225,8 +276,24 @@ async function main() {
     keepSessionAlive: false,
     requestedSessionTimeout: 60000,
   };
-  if (settings.secure) options.clientCertificateManager = certificateManager(cleanup);
+  if (settings.secure || settings.x509 || initPKI || process.env.BRANA_OPCUA_PKI) {
+    options.clientCertificateManager = certificateManager(cleanup);
+  }
   const client = OPCUAClient.create(options);
+
+  // The certificate is made before connecting, so that it exists even when
+  // the connection fails, and key generation does not count against the
+  // connect timeout.
+  try {
+    await client.initializeCM();
+  } catch (err) {
+    out({ op: initPKI ? "initPKI" : "connect", error: "client certificate: " + errText(err) });
+    exit(1);
+  }
+  if (initPKI) {
+    out({ op: "initPKI", certificate: client.certificateFile });
+    exit(0);
+  }
 
   // Connection-level trouble during a long subscription is reported by the
   // subscribe op rather than lost.
@@ -243,11 +310,27 @@ async function main() {
   client.on("after_reconnection", (err) => connectionEvents.push("reconnected" + (err ? ": " + errText(err) : "")));
 
   let session;
+  let timer;
   try {
-    await client.connect(endpoint);
-    session = await client.createSession(settings.identity);
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error("no session within " + settings.timeoutMs / 1000 + " s")),
+        settings.timeoutMs
+      );
+    });
+    session = await Promise.race([
+      (async () => {
+        await client.connect(endpoint);
+        return client.createSession(settings.identity);
+      })(),
+      timeout,
+    ]);
+    clearTimeout(timer);
   } catch (err) {
-    out({ op: "connect", error: errText(err) });
+    clearTimeout(timer);
+    out({ op: "connect", error: connectErrText(err) });
+    // A hung server must not hold up the exit.
+    setTimeout(() => exit(1), 2000).unref();
     try { await client.disconnect(); } catch (_) { /* ignore */ }
     exit(1);
   }

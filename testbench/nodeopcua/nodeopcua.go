@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Op is one operation for client.js, e.g.
@@ -82,11 +85,18 @@ type ClientOptions struct {
 	Security string
 	// User and Password select a UserName identity; "" is anonymous.
 	User, Password string
+	// UserCert and UserKey are files holding an X509 user identity's
+	// certificate and private key (PEM, or DER when the name ends in .der).
+	// They exclude User.
+	UserCert, UserKey string
 	// PKIDir is the client's PKI folder (its certificate is made there on
-	// first use and server certificates are trusted on first sight). ""
-	// makes a temporary one per run; a folder reused across runs saves
-	// generating a key each time.
+	// first use and server certificates are trusted on first sight; see
+	// [ClientCertificate]). "" makes a temporary one per run; a folder
+	// reused across runs saves generating a key each time.
 	PKIDir string
+	// ConnectTimeout bounds connecting and activating the session; 0 is
+	// client.js's default of 15 s.
+	ConnectTimeout time.Duration
 }
 
 func (o ClientOptions) env() []string {
@@ -104,8 +114,77 @@ func (o ClientOptions) env() []string {
 	set("BRANA_OPCUA_SECURITY", o.Security)
 	set("BRANA_OPCUA_USER", o.User)
 	set("BRANA_OPCUA_PASSWORD", o.Password)
-	set("BRANA_OPCUA_PKI", o.PKIDir)
+	// client.js runs in Dir(), so relative paths are made absolute here.
+	set("BRANA_OPCUA_USER_CERT", absPath(o.UserCert))
+	set("BRANA_OPCUA_USER_KEY", absPath(o.UserKey))
+	set("BRANA_OPCUA_PKI", absPath(o.PKIDir))
+	if o.ConnectTimeout > 0 {
+		set("BRANA_OPCUA_CONNECT_TIMEOUT", strconv.FormatFloat(o.ConnectTimeout.Seconds(), 'f', -1, 64))
+	}
 	return env
+}
+
+func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// ClientCertificateFile is where node-opcua keeps the client's application
+// certificate (PEM) in the PKI folder pkiDir.
+func ClientCertificateFile(pkiDir string) string {
+	return filepath.Join(pkiDir, "own", "certs", "client_certificate.pem")
+}
+
+// ClientCertificate returns the DER of the client's application certificate
+// in pkiDir, as made by [InitPKI] or any secure run with that PKIDir (also
+// one whose connection failed).
+func ClientCertificate(pkiDir string) ([]byte, error) {
+	b, err := os.ReadFile(ClientCertificateFile(pkiDir))
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM certificate", ClientCertificateFile(pkiDir))
+	}
+	return blk.Bytes, nil
+}
+
+// InitPKI makes the client's PKI folder pkiDir with its key and self-signed
+// application certificate, without connecting anywhere, so that a server can
+// be told to trust [ClientCertificate] before the first run. An existing
+// certificate is kept.
+func InitPKI(ctx context.Context, pkiDir string) error {
+	if pkiDir == "" {
+		return fmt.Errorf("InitPKI: no folder")
+	}
+	env := append(ClientOptions{PKIDir: pkiDir}.env(), "BRANA_OPCUA_INIT_PKI=1")
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(Dir(), "client.js"))
+	cmd.Dir = Dir()
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	runErr := cmd.Run()
+	for _, line := range bytes.Split(out.Bytes(), []byte("\n")) {
+		var r struct{ Op, Error string }
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] != '{' || json.Unmarshal(line, &r) != nil || r.Op != "initPKI" {
+			continue
+		}
+		if r.Error != "" {
+			return fmt.Errorf("node-opcua initPKI: %s", r.Error)
+		}
+	}
+	if runErr != nil {
+		return fmt.Errorf("client.js initPKI: %w\n%s%s", runErr, out.Bytes(), errb.Bytes())
+	}
+	_, err := ClientCertificate(pkiDir)
+	return err
 }
 
 // Dir is the directory holding client.js and node_modules.
@@ -143,7 +222,10 @@ func Require(t testing.TB) {
 }
 
 // Run runs ops against endpoint with client.js on one session and returns one
-// result per operation. A connection failure is an error; a failed operation
+// result per operation. A connection failure is an error that names the
+// status code the server answered, if any (e.g. "BadUserAccessDenied",
+// "BadIdentityTokenRejected", "BadSecurityChecksFailed"); client.js tries
+// once and gives up after ClientOptions.ConnectTimeout. A failed operation
 // is a Result with Error set. log holds node-opcua's own output (stderr and
 // the lines on stdout that are not results). The connection is set by the
 // BRANA_OPCUA_* environment variables (see client.js), by default security
