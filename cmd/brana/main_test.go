@@ -37,6 +37,9 @@ func demoConfig(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(file), "accounts.yaml"), []byte("accounts: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := demo.WriteOPCUAUsers(filepath.Join(dir, "opcua-users.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	return file
 }
 
@@ -51,8 +54,8 @@ func TestCheck(t *testing.T) {
 	text, _ := os.ReadFile(file)
 	os.WriteFile(bad, bytes.Replace(text, []byte("    transport: tcp\n"), []byte("    transport: tcp\n    baudrate: 9600\n"), 1), 0o600)
 	code, _, errOut = brana(t, "check", "-c", bad)
-	if code != exitFailed || !strings.Contains(errOut, "bad.yaml:28: unknown key \"baudrate\"") {
-		t.Fatalf("check of a bad file = %d, %q; want exit 1 naming line 28 and the key", code, errOut)
+	if code != exitFailed || !strings.Contains(errOut, "bad.yaml:32: unknown key \"baudrate\"") {
+		t.Fatalf("check of a bad file = %d, %q; want exit 1 naming line 32 and the key", code, errOut)
 	}
 
 	code, _, errOut = brana(t, "check", "-c", filepath.Join(t.TempDir(), "missing.yaml"))

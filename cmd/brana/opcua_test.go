@@ -142,9 +142,9 @@ func TestOPCUATrust(t *testing.T) {
 func TestOPCUATrustListener(t *testing.T) {
 	file := demoConfig(t)
 	text, _ := os.ReadFile(file)
-	second := "    target: line-opc\n  - name: opc-secure\n    protocol: opcua\n    address: 0.0.0.0:4843\n    target: line-opc\n" +
-		"    policies: [Basic256Sha256]\n    identities: [x509]\n    trust_dir: pki-secure\n    certificate: secure.pem\n"
-	os.WriteFile(file, []byte(strings.Replace(string(text), "    target: line-opc\n", second, 1)), 0o600)
+	second := "  - name: opc-secure\n    protocol: opcua\n    address: 0.0.0.0:4843\n    target: line-opc\n" +
+		"    policies: [Basic256Sha256]\n    identities: [x509]\n    trust_dir: pki-secure\n    certificate: secure.pem\n\ntargets:\n"
+	os.WriteFile(file, []byte(strings.Replace(string(text), "\ntargets:\n", second, 1)), 0o600)
 	if code, _, errOut := brana(t, "opcua", "trust", "-c", file); code != exitFailed || !strings.Contains(errOut, "name one with -listener") {
 		t.Fatalf("trust with two folders = %d %q", code, errOut)
 	}

@@ -466,8 +466,9 @@ func (c *Config) validate() []*Error {
 	j.Bundle.Dir, j.Bundle.PublicKey = c.Rel(j.Bundle.Dir), c.Rel(j.Bundle.PublicKey)
 	if c.SSH.Enabled() && c.SSH.HostKey == "" && c.Gateway.DataDir != "" {
 		c.SSH.HostKey = filepath.Join(c.Rel(c.Gateway.DataDir), "keys", "ssh_host_ed25519_key")
+	} else {
+		c.SSH.HostKey = c.Rel(c.SSH.HostKey) // only a path written in the config is relative to it
 	}
-	c.SSH.HostKey = c.Rel(c.SSH.HostKey)
 	for i := range c.SSH.TrustedUserCAs {
 		c.SSH.TrustedUserCAs[i] = c.Rel(c.SSH.TrustedUserCAs[i])
 	}

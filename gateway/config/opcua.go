@@ -157,10 +157,13 @@ func (c *Config) checkOPCUAListener(l *Listener, f string, targets map[string]in
 			bad(f+".users", "%s", strings.TrimPrefix(err.Error(), "opcua users: "))
 		}
 	}
+	// Only paths written in the config are relative to it; the defaults
+	// are resolved already.
 	if l.Certificate == "" && c.Gateway.DataDir != "" {
 		l.Certificate = c.DefaultOPCUACertificate()
+	} else {
+		l.Certificate = c.Rel(l.Certificate)
 	}
-	l.Certificate = c.Rel(l.Certificate)
 	if l.Certificate != "" {
 		// A missing file is made at first start; one that is there must load.
 		if _, err := opcuatrust.LoadIdentity(l.Certificate); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -169,8 +172,9 @@ func (c *Config) checkOPCUAListener(l *Listener, f string, targets map[string]in
 	}
 	if l.TrustDir == "" && c.Gateway.DataDir != "" {
 		l.TrustDir = c.DefaultOPCUATrustDir()
+	} else {
+		l.TrustDir = c.Rel(l.TrustDir)
 	}
-	l.TrustDir = c.Rel(l.TrustDir)
 
 	if l.AcceptRisk != "" && l.AcceptRisk != OPCUARisk {
 		bad(f+".accept_risk", "%q: the only accepted value is %q", l.AcceptRisk, OPCUARisk)

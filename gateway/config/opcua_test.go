@@ -233,3 +233,20 @@ func TestOPCUAUsersBinding(t *testing.T) {
 		t.Fatalf("Parse: %v", err)
 	}
 }
+
+// With a relative config path (brana -c brana-demo/brana.yaml), the default
+// key and trust folder are under the data directory once, not twice.
+func TestDefaultPathsWithRelativeConfig(t *testing.T) {
+	c, err := Parse("brana-demo/brana.yaml", []byte(strings.Replace(goodOPCUA, "    target: line-opc\n",
+		"    target: line-opc\n    policies: [Basic256Sha256]\n    identities: [x509]\n", 1)+"ssh:\n  listen: 127.0.0.1:0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{
+		"certificate": c.Listeners[0].Certificate, "trust_dir": c.Listeners[0].TrustDir, "ssh host key": c.SSH.HostKey,
+	} {
+		if !strings.HasPrefix(got, "brana-demo/data/") {
+			t.Errorf("%s = %q, want it under brana-demo/data/", name, got)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/passhash"
 	"github.com/brana-ot/brana/testbench/lab"
 	"github.com/brana-ot/brana/testbench/opcuasim"
 )
@@ -76,9 +77,13 @@ listeners:
         target: pump-station
         target_unit: 1
   - name: opc-lab
-    protocol: opcua               # security None, so loopback only; vendors come through SSH
+    protocol: opcua               # brana's own secured endpoint; vendors also come through SSH (security None inside it)
     address: %[8]s
     target: line-opc
+    policies: [Basic256Sha256]    # no None: a client certificate brana trusts, and an encrypted channel
+    modes: [SignAndEncrypt]
+    identities: [username, anonymous]   # anonymous: the party of the source address
+    users: opcua-users.yaml       # the demo user anna (party vendor-de); her password is printed once at start
 
 targets:
   - name: feeder-plc
@@ -135,6 +140,7 @@ parties:
     kind: vendor
     networks: [127.0.0.4/32]
     ssh_keys: ["%[6]s"]
+    opcua_users: [anna]
     evidence:
       established_in: DE
       management_in: [DE]
@@ -247,6 +253,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if passwords["anna"], err = WriteOPCUAUsers(filepath.Join(o.Dir, "opcua-users.yaml")); err != nil {
+		return err
+	}
 	prcKey, err := VendorKey(filepath.Join(o.Dir, "vendor-prc_ed25519"), "li.wei@shenzhen-example")
 	if err != nil {
 		return err
@@ -339,27 +348,33 @@ Vendors with nothing but OpenSSH (keys written next to the config; the host key 
     ssh -i %[14]s -p %[12]s vendor@%[13]s status
     ssh -i %[14]s -p %[12]s -N -L 1503:feeder-plc:502 vendor@%[13]s
 
-OPC UA (any client, security None, anonymous; the test client below runs from the repository
-after 'make test-deps'):
-"monitoring" and both vendors may browse and read the feeder's namespace %[16]s
-and namespace 0, and write Feeder.Protection.OvercurrentPickup and nothing else; any other write is
-answered Bad_UserAccessDenied and never reaches the PLC.
-  on loopback, as "monitoring": %[15]s
+OPC UA on %[15]s is brana's own endpoint: Basic256Sha256 SignAndEncrypt, no None.
+The user "anna" (password %[17]s) is the party "vendor-de"; anonymous sessions are
+the party of their source address (127.0.0.1: "monitoring"). Both may read the feeder's namespace
+%[16]s and namespace 0, and write Feeder.Protection.OvercurrentPickup and nothing else;
+any other write is answered Bad_UserAccessDenied and never reaches the PLC.
+The test client runs from the repository after 'make test-deps':
+    export BRANA_OPCUA_SECURITY=Basic256Sha256:SignAndEncrypt BRANA_OPCUA_PKI=%[18]s
+    export BRANA_OPCUA_USER=anna BRANA_OPCUA_PASSWORD=%[17]s   # leave these out for anonymous
     node testbench/nodeopcua/client.js %[15]s '[{"op":"read","nodeId":"nsu=%[16]s;s=Feeder.Protection.OvercurrentPickup"}]'
+  the first run is refused: brana trusts client certificates one by one, and keeps an unknown one for review.
+  Trust it (PREFIX: 8 or more digits of its thumbprint), then the same command reads:
+    go run ./cmd/brana opcua trust list rejected -c %[5]s
+    go run ./cmd/brana opcua trust PREFIX -c %[5]s
   the allowed write, then a denied one (Feeder.Protection.TimeDelay: Bad_UserAccessDenied):
     node testbench/nodeopcua/client.js %[15]s '[{"op":"write","nodeId":"nsu=%[16]s;s=Feeder.Protection.OvercurrentPickup","dataType":"Double","value":450}]'
     node testbench/nodeopcua/client.js %[15]s '[{"op":"write","nodeId":"nsu=%[16]s;s=Feeder.Protection.TimeDelay","dataType":"Double","value":7}]'
-  the German vendor through its SSH tunnel, then any OPC UA client on opc.tcp://127.0.0.1:4840:
+  the German vendor through its SSH tunnel (security None inside it), then any OPC UA client on opc.tcp://127.0.0.1:4840:
     ssh -i %[11]s -p %[12]s -N -L 4840:line-opc:4840 vendor@%[13]s
-    node testbench/nodeopcua/client.js opc.tcp://127.0.0.1:4840 '[{"op":"browse","path":"Feeder","namespace":"%[16]s"}]'
+    BRANA_OPCUA_SECURITY=None BRANA_OPCUA_USER= node testbench/nodeopcua/client.js opc.tcp://127.0.0.1:4840 '[{"op":"browse","path":"Feeder","namespace":"%[16]s"}]'
   each request is in the audit log, per node with its decision (a denial names the rule that came closest):
     tail -n 5 %[6]s
-(approver passwords are for this demo run only)
+(the approvers' and anna's passwords are for this demo run only)
 
 `, addr, host, port, describe(plant), file, g.AuditPath(), g.AdminSocket(), pw["alice"], pw["bob"],
 		g.SSHHostKey(), filepath.Join(filepath.Dir(file), "vendor-de_ed25519"), sshPort, sshHost,
 		filepath.Join(filepath.Dir(file), "vendor-prc_ed25519"), "opc.tcp://"+g.Addr("opc-lab").String(),
-		plant.OPCUA.NamespaceURI())
+		plant.OPCUA.NamespaceURI(), pw["anna"], filepath.Join(filepath.Dir(file), "opcua-client"))
 }
 
 // VendorKey writes a new ed25519 key pair (OpenSSH format, private key 0600)
@@ -401,6 +416,20 @@ func writeAccounts(path string) (map[string]string, error) {
 		fmt.Fprintf(&b, "  - {user: %s, name: %q, roles: [approver], hash: %q}\n", u.user, u.name, h)
 	}
 	return pw, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// WriteOPCUAUsers writes the users file of the demo's OPC UA endpoint: the
+// user anna with a fresh random password, which it returns.
+func WriteOPCUAUsers(path string) (string, error) {
+	var raw [9]byte
+	rand.Read(raw[:])
+	p := base64.RawURLEncoding.EncodeToString(raw[:])
+	h, err := passhash.New(p)
+	if err != nil {
+		return "", err
+	}
+	text := fmt.Sprintf("# the demo's OPC UA user, written by 'brana demo'; opcua_users binds anna to vendor-de\nusers:\n  - {user: anna, hash: %q}\n", h)
+	return p, os.WriteFile(path, []byte(text), 0o600)
 }
 
 func describe(plant *Plant) string {

@@ -7,23 +7,33 @@ import (
 	"log/slog"
 	"net"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	gopcua "github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/demo"
+	"github.com/brana-ot/brana/gateway/opcuatrust"
 	"github.com/brana-ot/brana/testbench/nodeopcua"
 )
 
 // The README's promise: with `brana demo` running, mbpoll reads registers
 // through the gateway; a write by the read-only party gets exception 01, the
 // simulator's write counter stays 0, and both are in the audit file with
-// party, rule and decision. Over OPC UA the same party reads the feeder and
-// writes its overcurrent pickup, and any other write is Bad_UserAccessDenied.
+// party, rule and decision. Over OPC UA the endpoint offers Basic256Sha256
+// SignAndEncrypt only; the demo user's client is refused until its
+// certificate is trusted, then reads the feeder and writes its overcurrent
+// pickup, and any other write is Bad_UserAccessDenied.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
 	ready := make(chan struct{})
 	var gw *gateway.Gateway
 	var plant *demo.Plant
@@ -31,7 +41,7 @@ func TestDemo(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- demo.Run(ctx, demo.Options{
-			Dir: t.TempDir(), Out: &out, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Dir: dir, Out: &out, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			GatewayAdr: "127.0.0.1:0", PLCAdr: "127.0.0.1:0", SSHAdr: "127.0.0.1:0",
 			OPCUAAdr: "127.0.0.1:0", OPCUAPLCAdr: "127.0.0.1:0",
 			Ready: func(g *gateway.Gateway, p *demo.Plant) { gw, plant = g, p; close(ready) },
@@ -51,7 +61,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal("demo did not start in 10s")
 	}
 	t.Run("modbus", func(t *testing.T) { demoModbus(t, gw, plant, out.String()) })
-	t.Run("opcua", func(t *testing.T) { demoOPCUA(t, gw, plant, out.String()) })
+	t.Run("opcua", func(t *testing.T) { demoOPCUA(t, gw, plant, dir, out.String()) })
 }
 
 func demoModbus(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string) {
@@ -101,17 +111,69 @@ func demoModbus(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help strin
 	}
 }
 
-func demoOPCUA(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string) {
-	nodeopcua.Require(t)
+func demoOPCUA(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, dir, help string) {
 	endpoint := "opc.tcp://" + gw.Addr("opc-lab").String()
+	for _, w := range []string{"client.js " + endpoint, "-L 4840:line-opc:4840", "Bad_UserAccessDenied",
+		"brana opcua trust list rejected", "brana opcua trust PREFIX", "BRANA_OPCUA_SECURITY=Basic256Sha256:SignAndEncrypt"} {
+		if !strings.Contains(help, w) {
+			t.Errorf("the demo's instructions lack %q", w)
+		}
+	}
+	pw := regexp.MustCompile(`BRANA_OPCUA_USER=anna BRANA_OPCUA_PASSWORD=(\S+)`).FindStringSubmatch(help)
+	if pw == nil {
+		t.Fatalf("the demo's instructions give no password for anna:\n%s", help)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eps, err := gopcua.GetEndpoints(ctx, endpoint)
+	if err != nil || len(eps) == 0 {
+		t.Fatalf("GetEndpoints on %s: %d endpoints, %v", endpoint, len(eps), err)
+	}
+	for _, ep := range eps {
+		if ep.SecurityPolicyURI != ua.SecurityPolicyURIBasic256Sha256 || ep.SecurityMode != ua.MessageSecurityModeSignAndEncrypt {
+			t.Errorf("the demo offers %s %s; want Basic256Sha256 SignAndEncrypt only", ep.SecurityPolicyURI, ep.SecurityMode)
+		}
+	}
+
+	nodeopcua.Require(t)
 	ns := plant.OPCUA.NamespaceURI()
 	pickup := "nsu=" + ns + ";s=Feeder.Protection.OvercurrentPickup"
-	res := runNode(t, endpoint, []nodeopcua.Op{
+	read := []nodeopcua.Op{{"op": "read", "nodeId": pickup}}
+	anna := nodeopcua.ClientOptions{Security: "Basic256Sha256:SignAndEncrypt", User: "anna", Password: pw[1], PKIDir: t.TempDir()}
+
+	// The printed two steps: the first run is refused and leaves the
+	// client's certificate in rejected/; trusting it by a prefix of its
+	// thumbprint lets the same command through.
+	if _, err := runSecure(t, endpoint, read, anna, 60*time.Second); err == nil {
+		t.Fatal("an untrusted client certificate opened a session")
+	}
+	der, err := nodeopcua.ClientCertificate(anna.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := opcuatrust.Open(filepath.Join(dir, "data", "opcua-pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thumb := opcuatrust.Thumbprint(der)
+	rejected, _ := store.List(opcuatrust.Rejected)
+	if !slices.ContainsFunc(rejected, func(e opcuatrust.Entry) bool { return e.Thumbprint == thumb }) {
+		t.Fatalf("the refused certificate %s is not in rejected/: %v", thumb, rejected)
+	}
+	if _, err := store.Trust(thumb[:10]); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := runSecure(t, endpoint, []nodeopcua.Op{
 		{"op": "read", "nodeId": pickup},
 		{"op": "write", "nodeId": pickup, "dataType": "Double", "value": 450},
 		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.TimeDelay", "dataType": "Double", "value": 7},
 		{"op": "read", "nodeId": pickup},
-	}, 60*time.Second)
+	}, anna, 60*time.Second)
+	if err != nil {
+		t.Fatalf("anna, once her client is trusted: %v", err)
+	}
 	if res[0].StatusCode != "Good" || res[0].DataType != "Double" {
 		t.Errorf("read of the overcurrent pickup: %+v", res[0])
 	}
@@ -131,17 +193,29 @@ func demoOPCUA(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string
 		t.Errorf("the simulated feeder saw %d writes to OvercurrentPickup; want 1", n)
 	}
 
-	var read, allowed, denied bool
+	// Anonymous: the party of the source address, 127.0.0.1's monitoring.
+	anon := anna
+	anon.User, anon.Password = "", ""
+	if res, err := runSecure(t, endpoint, read, anon, 60*time.Second); err != nil || res[0].StatusCode != "Good" {
+		t.Errorf("anonymous read: %v %+v", err, res)
+	}
+
+	var session, anonymous, readOK, allowed, denied bool
 	deadline := time.Now().Add(5 * time.Second)
-	for !(read && allowed && denied) && time.Now().Before(deadline) {
+	for !(session && anonymous && readOK && allowed && denied) && time.Now().Before(deadline) {
 		for _, r := range readAudit(t, gw.AuditPath()) {
-			if r.Type != "command" || r.Party != "monitoring" || r.Target != "line-opc" || len(r.Items) != 1 {
+			if r.Type == "session.open" && r.Listener == "opc-lab" {
+				session = session || r.Party == "vendor-de" && strings.Contains(r.Detail, "opc ua user anna") &&
+					strings.Contains(r.Detail, "Basic256Sha256/SignAndEncrypt")
+				anonymous = anonymous || r.Party == "monitoring"
+			}
+			if r.Type != "command" || r.Party != "vendor-de" || r.Target != "line-opc" || len(r.Items) != 1 {
 				continue
 			}
 			it := r.Items[0]
 			switch {
 			case r.Service == "Read" && strings.Contains(it.Node, "Feeder.Protection.OvercurrentPickup"):
-				read = read || r.Decision == "allow" && it.Decision == "allow"
+				readOK = readOK || r.Decision == "allow" && it.Decision == "allow"
 			case r.Service == "Write" && strings.Contains(it.Node, "Feeder.Protection.OvercurrentPickup"):
 				allowed = allowed || r.Decision == "allow" && it.Decision == "allow" && it.Value == "450"
 			case r.Service == "Write" && strings.Contains(it.Node, "Feeder.Protection.TimeDelay"):
@@ -151,18 +225,14 @@ func demoOPCUA(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !read || !allowed || !denied {
+	if !session || !anonymous || !readOK || !allowed || !denied {
 		var b strings.Builder
 		for _, r := range readAudit(t, gw.AuditPath()) {
-			if r.Target == "line-opc" {
+			if r.Target == "line-opc" || r.Listener == "opc-lab" {
 				b.WriteString(r.String() + "\n")
 			}
 		}
-		t.Errorf("audit file lacks the read (%v), the allowed write (%v) or the denied write (%v); it has:\n%s", read, allowed, denied, b.String())
-	}
-	for _, w := range []string{"client.js " + endpoint, "-L 4840:line-opc:4840", "Bad_UserAccessDenied"} {
-		if !strings.Contains(help, w) {
-			t.Errorf("the demo's instructions lack %q", w)
-		}
+		t.Errorf("audit file lacks anna's session (%v), the anonymous one as monitoring (%v), the read (%v), "+
+			"the allowed write (%v) or the denied write (%v); it has:\n%s", session, anonymous, readOK, allowed, denied, b.String())
 	}
 }
