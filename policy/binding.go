@@ -265,7 +265,9 @@ var errSSHShort = errors.New("key data ends early")
 // OpenSSH PROTOCOL.u2f); certificates, DSA keys and RSA keys under 2048 bits
 // are refused.
 func sshKeyFingerprint(line string) (string, error) {
-	fields := strings.Fields(line)
+	// Fields are separated by spaces and tabs only, as OpenSSH reads
+	// authorized_keys: other white space belongs to a field.
+	fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
 	if len(fields) == 0 {
 		return "", errors.New("empty key")
 	}
