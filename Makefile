@@ -2,7 +2,7 @@
 GO      ?= go
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-deps vet unit fuzz bench demo
+.PHONY: all build test test-deps vet unit fuzz bench demo screenshots
 
 all: build
 
@@ -32,3 +32,7 @@ bench:
 
 demo:
 	$(GO) run ./cmd/brana demo
+
+# The console's screenshots in docs/screenshots, taken by the browser test.
+screenshots: test-deps
+	BRANA_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true $(GO) test -count=1 -run '^TestConsoleEndToEnd$$' ./testbench/scenario/

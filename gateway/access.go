@@ -55,6 +55,7 @@ func (g *Gateway) openApprovals() error {
 			return err
 		}
 	}
+	g.accounts = accts
 	sock := cfg.Admin.Socket
 	if sock == "" {
 		sock = filepath.Join(DataDir(cfg), "admin.sock")

@@ -70,6 +70,11 @@ type Gateway struct {
 	tlsLns    []net.Listener
 	adminLn   net.Listener
 	admin     http.Handler
+	accounts  *adminapi.Accounts // of the admin API; nil without admin.accounts
+
+	consoleSrv *http.Server
+	consoleLn  net.Listener
+	consoleFP  string // SHA-256 fingerprint of the console's certificate
 }
 
 func protected(fwds []*auditexport.Forwarder) func() uint64 {
@@ -213,6 +218,9 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		}
 		g.servers = append(g.servers, s)
 		g.listeners = append(g.listeners, ln)
+	}
+	if err := g.openConsole(); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -383,6 +391,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}()
 	go func() { defer apWG.Done(); g.approvals.Run(apCtx) }()
+	if g.consoleSrv != nil {
+		apWG.Add(1)
+		go func() { defer apWG.Done(); g.serveConsole(apCtx) }()
+	}
 	go func() {
 		defer apWG.Done()
 		if err := adminapi.ServeListener(apCtx, g.adminLn, g.admin); err != nil && !errors.Is(err, context.Canceled) {
@@ -446,6 +458,9 @@ func (g *Gateway) close() {
 	}
 	if g.adminLn != nil {
 		g.adminLn.Close()
+	}
+	if g.consoleLn != nil {
+		g.consoleLn.Close()
 	}
 	if g.sshLn != nil {
 		g.sshLn.Close()

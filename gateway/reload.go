@@ -71,6 +71,7 @@ func (g *Gateway) reload(next *config.Config) error {
 		{"targets", cur.Targets, next.Targets},
 		{"approvals", cur.Approvals, next.Approvals},
 		{"admin", cur.Admin, next.Admin},
+		{"console", cur.Console, next.Console},
 	} {
 		if !reflect.DeepEqual(part.old, part.new) {
 			return fmt.Errorf("%w: the %s section changed; restart brana to apply it", ErrNeedsRestart, part.name)

@@ -73,6 +73,10 @@ type Admission struct {
 	Strict   bool   // strict mode was on
 	Findings []Finding
 	Conflict string // run-time PRC findings against what the party declared, e.g. "declared CZ, source address in CN"
+	// Supervised: commands above read pass only while an engineer watches
+	// the session (the party's supervised setting, or
+	// jurisdiction.supervise_prc after a PRC finding).
+	Supervised bool
 }
 
 // String renders a one-line summary for logs and audit records.
@@ -81,7 +85,17 @@ func (a Admission) String() string {
 	if a.Conflict != "" {
 		s += "; conflict: " + a.Conflict
 	}
+	if a.Supervised {
+		s += "; supervised"
+	}
 	return s
+}
+
+// NeedsWatcher reports whether a command of class c may pass only while an
+// engineer watches the session: in a supervised session, everything above
+// read (an unknown class included).
+func (a *Admission) NeedsWatcher(c opclass.Class) bool {
+	return a.Supervised && c != opclass.Read
 }
 
 // Admit decides whether a session of party (nil: unidentified) with the
@@ -100,6 +114,9 @@ func (a Admission) String() string {
 //     sessions that are not local an untrusted clock or an expired bundle
 //     → approval;
 //  6. otherwise → allow, and the rules decide each command.
+//
+// An admitted session is supervised when its party says so, or after a
+// PRC finding (steps 3 and 4) when jurisdiction.supervise_prc is set.
 //
 // A non-PRC finding never cancels a PRC one; geolocation only escalates. A
 // loopback, private or link-local source is a local-network finding, not
@@ -129,8 +146,10 @@ func (p *Policy) Admit(party *Party, sig Signals) Admission {
 			a.Findings[i].Decisive = true
 		}
 	}
+	a.Supervised = pt.Supervised
 	prcOrDeny := func(step int, why string) {
 		a.Step = step
+		a.Supervised = a.Supervised || p.j.supervisePRC
 		if p.j.strict {
 			a.Verdict, a.Reason = Deny, why+" (strict mode)"
 		} else {
@@ -411,3 +430,6 @@ func (p *Policy) HighRisk() []string { return slices.Clone(p.j.highRisk) }
 
 // Strict reports whether PRC findings deny rather than need approval.
 func (p *Policy) Strict() bool { return p.j.strict }
+
+// SupervisePRC reports whether sessions admitted past a PRC finding are supervised.
+func (p *Policy) SupervisePRC() bool { return p.j.supervisePRC }

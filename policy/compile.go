@@ -102,6 +102,7 @@ func (c *compiler) party(i int, ps *PartySpec) {
 		Organisation: ps.Organisation,
 		Kind:         ps.Kind,
 		LegalName:    ps.LegalName,
+		Supervised:   ps.Supervised,
 		index:        len(c.p.parties),
 	}
 	switch {
@@ -116,6 +117,9 @@ func (c *compiler) party(i int, ps *PartySpec) {
 	}
 	if ps.Kind != "" && !contains(partyKinds, ps.Kind) {
 		c.errorf(path+".kind", "unknown kind %q (want %s)", ps.Kind, strings.Join(partyKinds, ", "))
+	}
+	if ps.Supervised && ps.Kind == "owner" {
+		c.errorf(path+".supervised", "party %q is an owner: it never connects, so it has no sessions to supervise", ps.ID)
 	}
 	for j, s := range ps.Networks {
 		n, err := parseNetwork(s)
@@ -461,7 +465,28 @@ func digest(spec *Spec) string {
 			w.strs(ps.OPCUAUsers)
 		}
 	}
+	if hasSupervision(spec) {
+		// Its own section, like the ones above: specs without supervision
+		// keep their digests.
+		w.str("supervision v1")
+		w.bool(spec.Jurisdiction.SupervisePRC)
+		for _, ps := range spec.Parties {
+			w.bool(ps.Supervised)
+		}
+	}
 	return hex.EncodeToString(w.h.Sum(nil))
+}
+
+func hasSupervision(spec *Spec) bool {
+	if spec.Jurisdiction.SupervisePRC {
+		return true
+	}
+	for _, ps := range spec.Parties {
+		if ps.Supervised {
+			return true
+		}
+	}
+	return false
 }
 
 func hasJurisdiction(spec *Spec) bool {

@@ -26,6 +26,7 @@ func (c *compiler) compileJurisdiction(js *JurisdictionSpec, o *options) {
 	}
 	slices.Sort(j.highRisk)
 	j.strict = js.Strict
+	j.supervisePRC = js.SupervisePRC
 	j.asns = make(map[uint32]string)
 	for i, asn := range js.ASNHighRisk {
 		if asn == 0 || asn == 23456 || asn == 0xFFFFFFFF {

@@ -141,10 +141,12 @@ func ValidateListing(e *ListingEntry) error {
 type jurisdiction struct {
 	highRisk []string // sorted
 	strict   bool
-	asns     map[uint32]string // ASN -> where it is listed
-	listings []ListingEntry
-	byName   map[string][]int // normalized name or alias -> listings index
-	relays   []relayMatch     // relays declared by PRC parties
+	// supervisePRC: sessions admitted past a PRC finding are supervised.
+	supervisePRC bool
+	asns         map[uint32]string // ASN -> where it is listed
+	listings     []ListingEntry
+	byName       map[string][]int // normalized name or alias -> listings index
+	relays       []relayMatch     // relays declared by PRC parties
 }
 
 func (j *jurisdiction) isHighRisk(country string) bool {

@@ -64,6 +64,10 @@ type Party struct {
 	TLSClients    []TLSBindingSpec // fingerprints as lower-case hex
 	OPCUAUsers    []string         // user names on brana's OPC UA endpoint
 
+	// Supervised is the party's own supervised setting; Admission.Supervised
+	// adds jurisdiction.supervise_prc.
+	Supervised bool
+
 	// Local is set for a scada or operator party without evidence whose
 	// every network is private, loopback or link-local: it counts as
 	// non-PRC and its sessions from local addresses are local sessions.

@@ -18,6 +18,11 @@ type JurisdictionSpec struct {
 	GeoIP       GeoIPSpec  `yaml:"geoip"`         // offline MaxMind-format databases
 	Bundle      BundleSpec `yaml:"bundle"`        // signed data bundle with listings and databases
 	ASNHighRisk []uint32   `yaml:"asn_high_risk"` // autonomous systems owned from a high-risk jurisdiction
+
+	// SupervisePRC puts every session admitted past a PRC finding (a
+	// PRC-managed party, or a PRC finding at run time) under supervision,
+	// as if its party had supervised set.
+	SupervisePRC bool `yaml:"supervise_prc"`
 }
 
 // GeoIPSpec names the mmdb files the gateway opens for source address
@@ -52,6 +57,10 @@ type PartySpec struct {
 	SSHPrincipals []string         `yaml:"ssh_principals"` // OpenSSH user certificate principals
 	TLSClients    []TLSBindingSpec `yaml:"tls_clients"`    // TLS client certificates (Modbus/TCP Security, OPC UA X.509 users)
 	OPCUAUsers    []string         `yaml:"opcua_users"`    // user names of brana's OPC UA endpoint (its users file)
+
+	// Supervised: commands above read pass only while an engineer watches
+	// the session live in the console (dual control).
+	Supervised bool `yaml:"supervised"`
 }
 
 // TLSBindingSpec binds TLS client certificates to a party: one certificate

@@ -29,7 +29,8 @@ func demoConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	text := strings.NewReplacer("%[1]s", "127.0.0.1:15020", "%[2]s", "127.0.0.1:15021", "%[3]s", "127.0.0.1:5020",
-		"%[4]s", "127.0.0.1:2222", "%[5]s", prc, "%[6]s", de, "%[7]s", "opc.tcp://127.0.0.1:15022", "%[8]s", "127.0.0.1:4841").Replace(demo.Config)
+		"%[4]s", "127.0.0.1:2222", "%[5]s", prc, "%[6]s", de, "%[7]s", "opc.tcp://127.0.0.1:15022", "%[8]s", "127.0.0.1:4841",
+		"%[9]s", "127.0.0.1:8443").Replace(demo.Config)
 	file := filepath.Join(dir, "brana.yaml")
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"bytes"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"os"
@@ -45,6 +46,10 @@ type Account struct {
 	Party string   `yaml:"party" json:"party,omitempty"` // set for people who belong to a party; they never approve its requests
 	Roles []string `yaml:"roles" json:"roles"`
 	Hash  string   `yaml:"hash" json:"-"` // PHC argon2id string from `brana account hash`
+	// TOTP is the base32 secret of an optional second factor (RFC 6238:
+	// SHA-1, 6 digits, 30 s), asked for by the engineer console. The admin
+	// socket, reachable only locally, does not ask for it.
+	TOTP string `yaml:"totp" json:"-"`
 }
 
 // Has reports whether the account has one of roles.
@@ -230,6 +235,11 @@ func parseAccounts(list []Account, lines []int) (map[string]*account, []string) 
 		if err != nil {
 			bad("hash: %v (make one with brana account hash)", err)
 		}
+		if acc.TOTP != "" {
+			if k, err := TOTPKey(acc.TOTP); err != nil || len(k) < 16 {
+				bad("totp: not a base32 secret of at least 128 bits (26 characters)")
+			}
+		}
 		if acc.Name == "" {
 			acc.Name = acc.User
 		}
@@ -293,11 +303,18 @@ func (a *Accounts) List() []Account {
 	out := make([]Account, 0, len(a.byUser))
 	for _, u := range a.byUser {
 		acc := u.Account
-		acc.Hash = ""
+		acc.Hash, acc.TOTP = "", ""
 		out = append(out, acc)
 	}
 	slices.SortFunc(out, func(x, y Account) int { return strings.Compare(x.User, y.User) })
 	return out
+}
+
+// TOTPKey decodes a base32 TOTP secret as authenticator apps show it: any
+// case, with or without spaces and '=' padding.
+func TOTPKey(secret string) ([]byte, error) {
+	s := strings.ToUpper(strings.Join(strings.Fields(secret), ""))
+	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.TrimRight(s, "="))
 }
 
 // HashPassword returns the PHC argon2id string of pw with the default

@@ -138,6 +138,9 @@ type Log struct {
 	epoch     uint64        // bumped when queued records are dropped after a failed write
 	lostFrom  uint64        // first seq dropped by the last failure
 	closed    bool
+	subs      []*subscriber // live feeds; read by the appender under mu
+
+	liveDropped atomic.Uint64 // records live subscribers lost because they were slow
 
 	f         *os.File // active segment
 	segPath   string
@@ -303,13 +306,15 @@ type Health struct {
 	Segment              string
 	Err                  string
 	SpaceLow             bool
+	LiveDropped          uint64 // records slow live subscribers did not get
 }
 
 // Health reports the log's state.
 func (l *Log) Health() Health {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	h := Health{Seq: l.seq, Written: l.written, Synced: l.synced, Batches: l.batches.Load(), Segment: filepath.Base(l.segPath), SpaceLow: l.spaceLow.Load()}
+	h := Health{Seq: l.seq, Written: l.written, Synced: l.synced, Batches: l.batches.Load(), Segment: filepath.Base(l.segPath),
+		SpaceLow: l.spaceLow.Load(), LiveDropped: l.liveDropped.Load()}
 	if l.err != nil {
 		h.Err = l.err.Error()
 	}
@@ -401,6 +406,9 @@ func (l *Log) encodeLocked(rec *Record) uint64 {
 	l.seq++
 	l.buf = rec.appendJSON(l.buf, l.seq, &l.hash)
 	l.hash = sha256.Sum256(l.buf[p : len(l.buf)-1])
+	if len(l.subs) > 0 {
+		l.publishLocked(l.buf[p : len(l.buf)-1])
+	}
 	return l.seq
 }
 
@@ -685,6 +693,12 @@ func (l *Log) Close() error {
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}
+	l.mu.Lock()
+	for _, s := range l.subs {
+		s.endLocked(l)
+	}
+	l.subs = nil
+	l.mu.Unlock()
 	return err
 }
 

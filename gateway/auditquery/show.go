@@ -15,8 +15,9 @@ import (
 	"github.com/brana-ot/brana/protocols/modbus"
 )
 
-// record is the decoded form of one stored line, for filtering and display.
-type record struct {
+// Record is one stored audit line, decoded (gateway/audit/record.go writes
+// them). The console shows the same fields.
+type Record struct {
 	Seq        uint64   `json:"seq"`
 	Time       string   `json:"time"`
 	Type       string   `json:"type"`
@@ -41,10 +42,11 @@ type record struct {
 	Values     []uint16 `json:"values"`
 	NValues    int      `json:"n_values"`
 	Service    string   `json:"service"`
-	Items      []item   `json:"items"`
+	Items      []Item   `json:"items"`
 	NItems     int      `json:"n_items"`
 	Decision   string   `json:"decision"`
 	Rule       string   `json:"rule"`
+	Grant      string   `json:"grant"`
 	Reason     string   `json:"reason"`
 	Exception  int      `json:"exception"`
 	Status     string   `json:"status"`
@@ -54,15 +56,19 @@ type record struct {
 	Policy     string   `json:"policy"`
 	CkptSeq    uint64   `json:"ckpt_seq"`
 	Key        string   `json:"key"`
+}
 
+// record is a Record with what filtering learns from earlier records.
+type record struct {
+	Record
 	inherited   bool     // Decision was taken from the command record
 	cmdDecision string   // a result's command's decision, when the result has its own
 	cmdNodes    []string // the nodes a result's command named (its recorded items)
 	cmdItems    int      // the command's n_items
 }
 
-// item is one element of an OPC UA request, as audit.Item stores it.
-type item struct {
+// Item is one element of an OPC UA request, as audit.Item stores it.
+type Item struct {
 	Node     string `json:"node"`
 	Attr     string `json:"attr"`
 	Range    string `json:"range"`
@@ -339,7 +345,7 @@ func opcuaOperation(s []string, r *record) string {
 	return op + ": " + strings.Join(items, "; ")
 }
 
-func commandItem(it *item, r *record) string {
+func commandItem(it *Item, r *record) string {
 	var b strings.Builder
 	b.WriteString(orDash(clean(it.Node)))
 	if it.Attr != "" && it.Attr != "Value" {

@@ -41,6 +41,7 @@ type Config struct {
 	ModbusTLS []mbtls.Config   `yaml:"modbus_tls"` // Modbus/TCP Security listeners (TLS, client certificates)
 	Approvals approvals.Config `yaml:"approvals"`  // access requests and grants
 	Admin     adminapi.Config  `yaml:"admin"`      // the local admin API (Unix socket) and its accounts
+	Console   Console          `yaml:"console"`    // the engineer console (HTTPS)
 
 	policy.Spec `yaml:",inline"`
 
@@ -498,6 +499,7 @@ func (c *Config) validate() []*Error {
 		field, msg, _ := strings.Cut(m, ": ")
 		bad("admin."+field, "%s", msg)
 	}
+	c.checkConsole(bad)
 	for _, m := range auditexport.CheckAll(c.Audit.Export) {
 		// Messages read "[i].key: what is wrong".
 		field, msg, _ := strings.Cut(m, ": ")

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/brana-ot/brana/gateway"
-	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/passhash"
 	"github.com/brana-ot/brana/testbench/lab"
@@ -33,7 +32,11 @@ const (
 	FirstPLC      = "127.0.0.1:15020"
 	GatewayOPCUA  = "127.0.0.1:4841"  // 4840 is left to the vendor's end of the SSH tunnel
 	OPCUAPLC      = "127.0.0.1:15022" // after the two Modbus PLCs
+	Console       = "127.0.0.1:8443"
 )
+
+// Engineer is the demo's console account; its password is made at each start.
+const Engineer = "engineer"
 
 // Plant is what the demo simulates: the Modbus PLCs and the OPC UA feeder.
 type Plant struct {
@@ -51,13 +54,14 @@ type Options struct {
 	SSHAdr      string                         // default GatewaySSH
 	OPCUAAdr    string                         // default GatewayOPCUA
 	OPCUAPLCAdr string                         // default OPCUAPLC
+	ConsoleAdr  string                         // default Console
 	Ready       func(*gateway.Gateway, *Plant) // called once the instructions are printed
 }
 
 // Config is the demo's config file: %[1]s and %[2]s are the PLC addresses,
 // %[3]s the gateway's Modbus address, %[4]s its SSH address, %[5]s and %[6]s
 // the public keys of the demo vendors (PRC-managed, German), %[7]s the OPC UA
-// PLC's endpoint and %[8]s the gateway's OPC UA address.
+// PLC's endpoint, %[8]s the gateway's OPC UA address and %[9]s its console's.
 const Config = `# brana demo config: written by 'brana demo'; edit and run with 'brana run -c FILE'.
 version: 1
 gateway:
@@ -203,7 +207,11 @@ rules:
       nodes: ["s=Feeder.Protection.OvercurrentPickup"]
 
 admin:
-  accounts: accounts.yaml         # two demo approvers; their passwords are printed once at start
+  accounts: accounts.yaml         # two demo approvers and the console's engineer; passwords are printed once at start
+
+console:
+  listen: %[9]s         # the engineer console (HTTPS); it logs in the accounts above
+  # certificate: data/keys/console.pem   # the default: self-signed at first start, its fingerprint printed
 
 ssh:
   listen: %[4]s            # vendors: ssh -N -L 1502:feeder-plc:502 -L 4840:line-opc:4840 vendor@127.0.0.1 -p 2222
@@ -227,6 +235,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.OPCUAPLCAdr == "" {
 		o.OPCUAPLCAdr = OPCUAPLC
+	}
+	if o.ConsoleAdr == "" {
+		o.ConsoleAdr = Console
 	}
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return err
@@ -266,7 +277,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	file := filepath.Join(o.Dir, "brana.yaml")
 	text := fmt.Sprintf(Config, plant.Sims[0].Addr, plant.Sims[1].Addr, o.GatewayAdr, o.SSHAdr, prcKey, deKey,
-		opc.Endpoint(), o.OPCUAAdr)
+		opc.Endpoint(), o.OPCUAAdr, o.ConsoleAdr)
 	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {
 		return err
 	}
@@ -305,6 +316,11 @@ func printHelp(w io.Writer, g *gateway.Gateway, plant *Plant, file string, pw ma
   OPC UA gateway        %[15]s   the feeder bay's OPC UA server (target line-opc)
 %[4]s  config                %[5]s
   audit log             %[6]s
+
+The engineer console: %[19]s
+  log in as "%[21]s" with the password %[20]s (made for this demo run only)
+  the browser warns about the self-signed certificate: accept it only if its SHA-256 fingerprint is
+    %[22]s
 
 Connections from 127.0.0.1 are the party "monitoring" (reads Modbus, writes nothing there);
 from 127.0.0.2 the party "engineering" (may write feeder setpoints 100-119).
@@ -374,7 +390,8 @@ The test client runs from the repository after 'make test-deps':
 `, addr, host, port, describe(plant), file, g.AuditPath(), g.AdminSocket(), pw["alice"], pw["bob"],
 		g.SSHHostKey(), filepath.Join(filepath.Dir(file), "vendor-de_ed25519"), sshPort, sshHost,
 		filepath.Join(filepath.Dir(file), "vendor-prc_ed25519"), "opc.tcp://"+g.Addr("opc-lab").String(),
-		plant.OPCUA.NamespaceURI(), pw["anna"], filepath.Join(filepath.Dir(file), "opcua-client"))
+		plant.OPCUA.NamespaceURI(), pw["anna"], filepath.Join(filepath.Dir(file), "opcua-client"),
+		"https://"+g.ConsoleAddr().String()+"/", pw[Engineer], Engineer, g.ConsoleFingerprint())
 }
 
 // VendorKey writes a new ed25519 key pair (OpenSSH format, private key 0600)
@@ -399,16 +416,18 @@ func VendorKey(path, comment string) (string, error) {
 	return line, os.WriteFile(path+".pub", []byte(line+"\n"), 0o644)
 }
 
-// writeAccounts makes two demo approvers with fresh random passwords.
+// writeAccounts makes two demo approvers and the console's engineer with
+// fresh random passwords, which live only as long as this demo run.
 func writeAccounts(path string) (map[string]string, error) {
 	pw := map[string]string{}
 	var b strings.Builder
-	b.WriteString("# demo approvers, written by 'brana demo'\naccounts:\n")
-	for _, u := range []struct{ user, name string }{{"alice", "Alice Nováková, engineer on duty"}, {"bob", "Bob Dvořák, protection engineer"}} {
+	b.WriteString("# demo approvers and the console's engineer, written by 'brana demo'\naccounts:\n")
+	for _, u := range []struct{ user, name string }{{"alice", "Alice Nováková, engineer on duty"}, {"bob", "Bob Dvořák, protection engineer"},
+		{Engineer, "Eva Horáková, engineer at the console"}} {
 		var raw [9]byte
 		rand.Read(raw[:])
 		p := base64.RawURLEncoding.EncodeToString(raw[:])
-		h, err := adminapi.HashPassword(p)
+		h, err := passhash.New(p)
 		if err != nil {
 			return nil, err
 		}

@@ -124,6 +124,7 @@ func (c *conn) readmit() {
 		c.sess.Stop("policy reload: session no longer admitted: " + adm.String())
 		return
 	}
+	c.sess.SetSupervised(adm.Supervised)
 	c.adm.Store(&adm)
 }
 
@@ -166,7 +167,8 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 	c.describe()
 
 	approved := c.grant(rt.name)
-	rule, derr := c.s.d.Policy.Load().DecideAdmitted(c.adm.Load(), approved, c.party, rt.name, &c.req)
+	adm := c.adm.Load()
+	rule, derr := c.s.d.Policy.Load().DecideAdmitted(adm, approved, c.party, rt.name, &c.req)
 	if rule != nil {
 		r.Rule = rule.Name
 	}
@@ -187,6 +189,12 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 			}
 		}
 		return c.refuseRequest(txid, unit, fc, exceptionFor(derr), t0, reset)
+	}
+	if adm.NeedsWatcher(c.req.Class) && !c.sess.Watched() {
+		// "Busy, try later", as for a held command: it passes once an
+		// engineer watches the session.
+		r.Decision, r.Reason, r.Detail = "deny", reasonUnsupervised, detailUnsupervised
+		return c.refuseRequest(txid, unit, fc, modbus.ExServerBusy, t0, false)
 	}
 
 	// Write-ahead: the command is in the log before it reaches the plant.
@@ -260,6 +268,13 @@ func (c *conn) askForGrant(target string) string {
 	}
 	return "held: awaiting approval of access request " + req.ID
 }
+
+// The audit reason and detail of a command refused because its supervised
+// session has no engineer watching.
+const (
+	reasonUnsupervised = "unsupervised"
+	detailUnsupervised = "supervised session: no engineer watches it in the console; commands above read pass only while one does"
+)
 
 // exceptionFor translates a policy denial at this protocol's edge.
 func exceptionFor(err error) byte {

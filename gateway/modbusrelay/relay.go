@@ -222,6 +222,7 @@ func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 	c.rec.Values = make([]uint16, 0, audit.MaxValues)
 	c.sess = sessions.New(sessions.Info{ID: c.id, Protocol: "modbus", Listener: s.cfg.Name, Party: id.Party.ID,
 		PartyName: id.Party.Name, Org: id.Party.Organisation, Source: c.src, Via: id.Via, Since: time.Now()}, c.kill)
+	c.sess.SetSupervised(adm.Supervised)
 	c.certCountry = id.CertCountry
 	c.sess.OnRecheck(c.readmit)
 	s.mu.Lock()

@@ -23,6 +23,7 @@ import (
 	"github.com/goburrow/serial"
 
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/targethealth"
 	"github.com/brana-ot/brana/protocols/modbus"
 	"github.com/brana-ot/brana/protocols/opclass"
 )
@@ -99,6 +100,7 @@ type Target struct {
 	last  time.Time // serial: end of the last transaction
 
 	closed atomic.Bool
+	health targethealth.Tracker
 }
 
 // New builds a target from its (validated) config. Connections are opened lazily.
@@ -168,6 +170,18 @@ func serialConfig(c config.Target) serial.Config {
 // Name is the target's configured name.
 func (t *Target) Name() string { return t.cfg.Name }
 
+// Address is where the target is reached: host:port, or the serial device.
+func (t *Target) Address() string {
+	if t.serial {
+		return t.cfg.Device
+	}
+	return t.cfg.Address
+}
+
+// Health says when the target last answered a forwarded request and what
+// last went wrong; the gateway does not probe targets.
+func (t *Target) Health() targethealth.Health { return t.health.Health() }
+
 // Do sends req (already validated and allowed, addressed to the downstream
 // unit) and copies the response PDU into resp. The response is checked against
 // the request before it is returned; an exception response is a success here.
@@ -185,6 +199,7 @@ func (t *Target) Do(ctx context.Context, req *modbus.Request, resp []byte) (int,
 	}
 	defer func() { t.tokens <- struct{}{} }()
 
+	start := time.Now()
 	for {
 		var n int
 		var err error
@@ -200,6 +215,7 @@ func (t *Target) Do(ctx context.Context, req *modbus.Request, resp []byte) (int,
 		}
 		if err == nil {
 			t.unitOK(req.Unit)
+			t.health.Answered(start)
 			return n, out, nil
 		}
 		if t.serial {
@@ -213,6 +229,7 @@ func (t *Target) Do(ctx context.Context, req *modbus.Request, resp []byte) (int,
 		// connection is worth another try); a write may have reached the PLC.
 		if req.Class != opclass.Read || out.Retries >= t.cfg.RetryReads {
 			t.releaseProbe(req.Unit)
+			t.health.Failed(err)
 			return 0, out, err
 		}
 		out.Retries++

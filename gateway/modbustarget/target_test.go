@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,9 @@ func TestUnreachableTarget(t *testing.T) {
 	}
 	if out.Retries != 2 || !out.Recycled {
 		t.Fatalf("outcome = %+v; want 2 retries of the read", out)
+	}
+	if h := tg.Health(); h.Reachable() || !h.LastResponse.IsZero() || !strings.Contains(h.LastError, "cannot connect") {
+		t.Fatalf("health = %+v; want unreachable with the connect error", h)
 	}
 	if err := modbus.ParseRequest(1, []byte{6, 0, 0, 0, 1}, &req); err != nil {
 		t.Fatal(err)

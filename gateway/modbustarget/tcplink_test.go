@@ -89,6 +89,9 @@ func TestPipelinedAnswersMatchedByTransaction(t *testing.T) {
 	if accepted.Load() != 1 {
 		t.Errorf("the PLC accepted %d connections; want 1 (pipeline: 4 on connections: 1)", accepted.Load())
 	}
+	if h := tg.Health(); !h.Reachable() || h.LastResponse.IsZero() || h.Latency <= 0 || h.LastError != "" {
+		t.Errorf("health after answered reads: %+v", h)
+	}
 	if d := tg.tcp.dropped.Load(); d != 5 {
 		t.Errorf("%d unsolicited answers dropped; want 5", d)
 	}

@@ -67,6 +67,10 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 		if derr == nil && learnErr != nil && e.Service == "Call" {
 			derr = fmt.Errorf("the method's type could not be learned from the PLC: %w", learnErr)
 		}
+		unsupervised := derr == nil && adm.NeedsWatcher(e.Class) && !s.reg.Watched()
+		if unsupervised {
+			derr = errUnsupervised
+		}
 		it := describe(req, e)
 		it.Decision = "allow"
 		if rule != nil {
@@ -88,6 +92,12 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 				}
 				if dn.Reason == policy.NeedsApproval {
 					it.Decision, held, heldClass = "held", true, e.Class
+				}
+			}
+			if unsupervised {
+				it.Reason = reasonUnsupervised
+				if rec.Reason == "" {
+					rec.Reason = reasonUnsupervised
 				}
 			}
 			if rec.Detail == "" {
@@ -183,6 +193,12 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	s.result(seq, svc, t0, resp, nil)
 	c.send(reqID, resp)
 }
+
+// A command above read in a supervised session that no engineer watches is
+// refused per element; it passes once one watches.
+const reasonUnsupervised = "unsupervised"
+
+var errUnsupervised = errors.New("supervised session: no engineer watches it in the console; commands above read pass only while one does")
 
 // after keeps what the session learns from an answer: RegisterNodes aliases.
 func (s *session) after(req ua.Request, resp ua.Response, orig []*ua.NodeID) {

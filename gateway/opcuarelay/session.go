@@ -368,6 +368,7 @@ func (s *session) activate(ctx context.Context, reqID uint32, r *ua.ActivateSess
 		p := who.Party
 		s.reg = sessions.New(sessions.Info{ID: s.id, Protocol: "opcua", Listener: c.s.opt.Name, Party: p.ID,
 			PartyName: p.Name, Org: p.Organisation, Source: who.Source, Via: who.Via, Since: time.Now()}, c.kill)
+		s.reg.SetSupervised(adm.Supervised)
 		s.reg.OnRecheck(s.readmit)
 		c.s.d.Sessions.Add(s.reg)
 		s.openRecord(plc.Security)
@@ -417,6 +418,7 @@ func (s *session) readmit() {
 		c.kill("policy reload: session no longer admitted: " + adm.String())
 		return
 	}
+	s.reg.SetSupervised(adm.Supervised)
 	s.adm.Store(&adm)
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/opcuatrust"
+	"github.com/brana-ot/brana/gateway/targethealth"
 )
 
 // Target is one configured OPC UA PLC.
@@ -35,6 +36,7 @@ type Target struct {
 	password string
 	slots    chan struct{}
 	log      *slog.Logger
+	health   targethealth.Tracker
 }
 
 // Identity is brana's application instance certificate towards PLCs.
@@ -62,6 +64,13 @@ func ReadPassword(path string) (string, error) {
 
 // Name is the target's configured name.
 func (t *Target) Name() string { return t.cfg.Name }
+
+// Endpoint is the PLC's endpoint URL.
+func (t *Target) Endpoint() string { return t.cfg.Endpoint }
+
+// Health says when the PLC last answered (a session opened, a request
+// answered) and what last went wrong; the gateway does not probe it.
+func (t *Target) Health() targethealth.Health { return t.health.Health() }
 
 // Timeout is the longest wait for an answer to an ordinary request.
 func (t *Target) Timeout() time.Duration { return t.cfg.Timeout.D() }
@@ -127,11 +136,14 @@ func (t *Target) Open(ctx context.Context, name string) (*Session, error) {
 	default:
 		return nil, ErrBusy
 	}
+	start := time.Now()
 	s, err := t.open(ctx, name)
 	if err != nil {
 		<-t.slots
+		t.health.Failed(err)
 		return nil, err
 	}
+	t.health.Answered(start)
 	return s, nil
 }
 
@@ -270,15 +282,22 @@ func (s *Session) Do(ctx context.Context, req ua.Request) (ua.Response, error) {
 		return nil, err
 	}
 	var resp ua.Response
+	start := time.Now()
 	err = c.Send(ctx, req, func(r ua.Response) error {
 		resp = r
 		return nil
 	})
 	if resp != nil {
+		if _, publish := req.(*ua.PublishRequest); !publish {
+			s.t.health.Answered(start) // a Publish's wait is the PLC's keep-alive, not its latency
+		}
 		return resp, nil // a bad ServiceResult is the PLC's answer, not a transport error
 	}
 	if err == nil {
 		err = errors.New("no response")
+	}
+	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.t.health.Failed(err)
 	}
 	if dropped(err) && ctx.Err() == nil {
 		s.restore(c)

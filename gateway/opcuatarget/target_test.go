@@ -112,4 +112,23 @@ func TestPublishLimit(t *testing.T) {
 		t.Fatalf("%d Publish requests at the PLC, want max_publish = 2", n)
 	}
 	wg.Wait() // keep-alives answer them all within a few seconds
+	if h := tg.Health(); !h.Reachable() || h.LastError != "" || h.Latency <= 0 || h.Latency > 5*time.Second {
+		t.Errorf("health after answered requests: %+v", h)
+	}
+}
+
+// A PLC that is not there shows in the target's health.
+func TestHealthUnreachable(t *testing.T) {
+	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := New(config.Target{Name: "plc", Endpoint: "opc.tcp://127.0.0.1:1", SecurityPolicy: "auto", SecurityMode: "auto",
+		Timeout: config.Duration(time.Second), MaxSessions: 1, MaxPublish: 1}, id, "", slog.New(slog.DiscardHandler))
+	if _, err := tg.Open(t.Context(), "test"); err == nil {
+		t.Fatal("a session to nothing opened")
+	}
+	if h := tg.Health(); h.Reachable() || !h.LastResponse.IsZero() || h.LastError == "" || tg.Endpoint() != "opc.tcp://127.0.0.1:1" {
+		t.Fatalf("health = %+v", h)
+	}
 }

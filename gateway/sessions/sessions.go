@@ -24,6 +24,10 @@ type Info struct {
 	Since     time.Time `json:"since"`
 	Requests  uint64    `json:"requests"`
 	Refused   uint64    `json:"refused"`
+	// Supervised: the policy lets commands above read through only while
+	// an engineer watches (Watchers > 0).
+	Supervised bool `json:"supervised"`
+	Watchers   int  `json:"watchers"`
 }
 
 // Session is one live session. The protocol front that owns it provides stop.
@@ -35,6 +39,9 @@ type Session struct {
 	stopped  atomic.Bool
 	grant    atomic.Pointer[string]
 	recheck  func()
+
+	supervised atomic.Bool
+	watchers   atomic.Int32
 }
 
 // OnRecheck sets what Registry.RecheckAll runs for this session (the
@@ -55,6 +62,25 @@ func (s *Session) Grant() string {
 	}
 	return ""
 }
+
+// SetSupervised records whether the session's admission requires an
+// engineer to watch it; a reload may change it.
+func (s *Session) SetSupervised(v bool) { s.supervised.Store(v) }
+
+// Supervised reports whether the session runs under supervision.
+func (s *Session) Supervised() bool { return s.supervised.Load() }
+
+// Watch counts an engineer watching the session live until stop is called;
+// stop may be called more than once.
+func (s *Session) Watch() (stop func()) {
+	s.watchers.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { s.watchers.Add(-1) }) }
+}
+
+// Watched reports whether anyone watches the session now. It is one atomic
+// load: the relays ask it per command of a supervised session.
+func (s *Session) Watched() bool { return s.watchers.Load() > 0 }
 
 // New makes a session; stop must end it at once (close the connection) and
 // may be called from any goroutine, once.
@@ -96,6 +122,7 @@ func (s *Session) Info() Info {
 	i := s.info
 	i.Requests, i.Refused = s.requests.Load(), s.refused.Load()
 	i.Grant = s.Grant()
+	i.Supervised, i.Watchers = s.supervised.Load(), int(s.watchers.Load())
 	return i
 }
 
@@ -122,6 +149,13 @@ func (r *Registry) Remove(s *Session) {
 		delete(r.m, s.info.ID)
 	}
 	r.mu.Unlock()
+}
+
+// Get returns the live session with id, or nil.
+func (r *Registry) Get(id string) *Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[id]
 }
 
 // List returns snapshots of every live session, oldest first.

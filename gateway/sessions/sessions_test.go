@@ -46,3 +46,34 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("Len = %d after Remove", r.Len())
 	}
 }
+
+func TestWatch(t *testing.T) {
+	r := NewRegistry()
+	s := New(Info{ID: "s1", Party: "vendor"}, func(string) {})
+	s.SetSupervised(true)
+	r.Add(s)
+	if r.Get("s1") != s || r.Get("zz") != nil {
+		t.Fatal("Get found the wrong session")
+	}
+	if s.Watched() {
+		t.Fatal("watched before anyone watches")
+	}
+	stopA := s.Watch()
+	stopB := s.Watch()
+	if i := r.List()[0]; !s.Watched() || i.Watchers != 2 || !i.Supervised {
+		t.Fatalf("two watchers: Watched %v, Info %+v", s.Watched(), i)
+	}
+	stopA()
+	stopA() // idempotent: does not take B's place away
+	if !s.Watched() || s.Info().Watchers != 1 {
+		t.Fatalf("after one stop: Watched %v, watchers %d", s.Watched(), s.Info().Watchers)
+	}
+	stopB()
+	if s.Watched() || s.Info().Watchers != 0 {
+		t.Fatalf("after both stopped: Watched %v, watchers %d", s.Watched(), s.Info().Watchers)
+	}
+	s.SetSupervised(false)
+	if s.Info().Supervised {
+		t.Fatal("Supervised still set")
+	}
+}

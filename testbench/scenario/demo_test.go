@@ -3,9 +3,14 @@ package scenario
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	neturl "net/url"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -19,6 +24,7 @@ import (
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/brana-ot/brana/gateway"
+	"github.com/brana-ot/brana/gateway/console"
 	"github.com/brana-ot/brana/gateway/demo"
 	"github.com/brana-ot/brana/gateway/opcuatrust"
 	"github.com/brana-ot/brana/testbench/nodeopcua"
@@ -30,7 +36,9 @@ import (
 // party, rule and decision. Over OPC UA the endpoint offers Basic256Sha256
 // SignAndEncrypt only; the demo user's client is refused until its
 // certificate is trusted, then reads the feeder and writes its overcurrent
-// pickup, and any other write is Bad_UserAccessDenied.
+// pickup, and any other write is Bad_UserAccessDenied. The engineer console
+// answers over HTTPS with the printed certificate, and the printed one-time
+// password logs the engineer in.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
@@ -43,7 +51,7 @@ func TestDemo(t *testing.T) {
 		done <- demo.Run(ctx, demo.Options{
 			Dir: dir, Out: &out, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			GatewayAdr: "127.0.0.1:0", PLCAdr: "127.0.0.1:0", SSHAdr: "127.0.0.1:0",
-			OPCUAAdr: "127.0.0.1:0", OPCUAPLCAdr: "127.0.0.1:0",
+			OPCUAAdr: "127.0.0.1:0", OPCUAPLCAdr: "127.0.0.1:0", ConsoleAdr: "127.0.0.1:0",
 			Ready: func(g *gateway.Gateway, p *demo.Plant) { gw, plant = g, p; close(ready) },
 		})
 	}()
@@ -62,6 +70,63 @@ func TestDemo(t *testing.T) {
 	}
 	t.Run("modbus", func(t *testing.T) { demoModbus(t, gw, plant, out.String()) })
 	t.Run("opcua", func(t *testing.T) { demoOPCUA(t, gw, plant, dir, out.String()) })
+	t.Run("console", func(t *testing.T) { demoConsole(t, gw, out.String()) })
+}
+
+// The console answers over HTTPS with the certificate whose fingerprint the
+// demo printed, and the printed one-time password logs the engineer in.
+func demoConsole(t *testing.T, gw *gateway.Gateway, help string) {
+	url := "https://" + gw.ConsoleAddr().String() + "/"
+	m := regexp.MustCompile(`The engineer console: (\S+)\n  log in as "engineer" with the password (\S+) .*\n.*\n\s+([0-9A-F:]{95})\n`).FindStringSubmatch(help)
+	if m == nil {
+		t.Fatalf("the demo's instructions give no console URL, password and fingerprint:\n%s", help)
+	}
+	if m[1] != url || m[3] != gw.ConsoleFingerprint() {
+		t.Fatalf("printed %s and %s; the console is at %s with %s", m[1], m[3], url, gw.ConsoleFingerprint())
+	}
+	var seen string
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // the self-signed certificate is checked by its printed fingerprint instead
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			seen = console.Fingerprint(cs.PeerCertificates[0].Raw)
+			return nil
+		}}}}
+	resp, err := client.Get(url + "login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || seen != m[3] {
+		t.Fatalf("GET /login: %s with certificate %s; want 200 with the printed %s", resp.Status, seen, m[3])
+	}
+
+	login := func(pw string) *http.Response {
+		resp, err := client.PostForm(url+"login", neturl.Values{"username": {"engineer"}, "password": {pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := login(m[2] + "x"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong password: %s, want 401", resp.Status)
+	}
+	if resp := login(m[2]); resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/requests" {
+		t.Fatalf("login with the printed password: %s at %s, want the requests page", resp.Status, resp.Request.URL)
+	}
+	resp, err = client.Get(url + "api/v1/whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var who struct {
+		User  string   `json:"user"`
+		Roles []string `json:"roles"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&who); err != nil || resp.StatusCode != http.StatusOK || who.User != "engineer" || !slices.Contains(who.Roles, "approver") {
+		t.Fatalf("whoami after login: %s %+v %v", resp.Status, who, err)
+	}
 }
 
 func demoModbus(t *testing.T, gw *gateway.Gateway, plant *demo.Plant, help string) {

@@ -1,0 +1,62 @@
+// Package targethealth keeps what the gateway learns about reaching a
+// downstream target from the requests it forwards: when the target last
+// answered, how long that took, and the last failure. It never probes, so a
+// target nobody used since the start has no answer yet rather than a
+// guessed state.
+package targethealth
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Health is a snapshot.
+type Health struct {
+	LastResponse time.Time     // the last answer; zero: none since the start
+	Latency      time.Duration // how long that answer took
+	LastError    string        // the last failure to get an answer; "" if none since the start
+	LastErrorAt  time.Time
+}
+
+// Reachable reports whether the last request got an answer.
+func (h Health) Reachable() bool {
+	return !h.LastResponse.IsZero() && !h.LastResponse.Before(h.LastErrorAt)
+}
+
+// Tracker records answers and failures. Answers cost two atomic stores, as
+// they come on the inline path; failures take a lock.
+type Tracker struct {
+	lastOK  atomic.Int64 // unix nanoseconds
+	latency atomic.Int64
+
+	mu      sync.Mutex
+	lastErr string
+	errAt   time.Time
+}
+
+// Answered records an answer to a request sent at start.
+func (t *Tracker) Answered(start time.Time) {
+	now := time.Now()
+	t.latency.Store(int64(now.Sub(start)))
+	t.lastOK.Store(now.UnixNano())
+}
+
+// Failed records a request that got no usable answer.
+func (t *Tracker) Failed(err error) {
+	t.mu.Lock()
+	t.lastErr, t.errAt = err.Error(), time.Now()
+	t.mu.Unlock()
+}
+
+// Health returns a snapshot.
+func (t *Tracker) Health() Health {
+	var h Health
+	if ok := t.lastOK.Load(); ok != 0 {
+		h.LastResponse, h.Latency = time.Unix(0, ok), time.Duration(t.latency.Load())
+	}
+	t.mu.Lock()
+	h.LastError, h.LastErrorAt = t.lastErr, t.errAt
+	t.mu.Unlock()
+	return h
+}
