@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/brana-ot/brana/firmware"
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
@@ -63,6 +64,8 @@ type Gateway struct {
 	exporters  []*auditexport.Forwarder
 
 	juris     *jurisdiction
+	manifest  atomic.Pointer[firmware.Manifest] // approved program images; nil refuses every commit
+	fwNote    string                            // the manifest in force or why there is none, for the start record
 	approvals *approvals.Service
 	ssh       *sshlink.Server
 	sshLn     net.Listener
@@ -98,6 +101,7 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	g = &Gateway{cfg: cfg, log: log, bootID: hex.EncodeToString(boot[:]), targets: make(map[string]*modbustarget.Target),
 		sessions: sessions.NewRegistry(), juris: j}
 	g.policy.Store(pol)
+	g.loadFirmware(cfg)
 	// "return nil, err" clears g before deferred calls run: close what was built.
 	built := g
 	defer func() {
@@ -171,7 +175,7 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		return nil, err
 	}
 	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID, Sessions: g.sessions,
-		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo}
+		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo, Manifest: &g.manifest, MaxImage: int64(cfg.Firmware.MaxImage)}
 	if cfg.SSH.Enabled() {
 		v, err := newVendorSSH(g, deps)
 		if err != nil {
@@ -327,6 +331,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	start := "brana " + Version + " (" + Commit + ") gateway " + name + "; admin socket " + g.adminLn.Addr().String()
 	if len(g.juris.notes) > 0 {
 		start += "; " + strings.Join(g.juris.notes, "; ")
+	}
+	if g.fwNote != "" {
+		start += "; " + g.fwNote
 	}
 	if !g.juris.clockTrusted.Load() {
 		start += "; the system clock is earlier than the last time brana saw: time-dependent decisions are treated as unknown"

@@ -98,8 +98,14 @@ func (g *Gateway) openOPCUATargets() error {
 }
 
 func (g *Gateway) opcuaDeps() opcuarelay.Deps {
-	return opcuarelay.Deps{Policy: &g.policy, Audit: g.audit, Log: g.log, BootID: g.bootID, Sessions: g.sessions,
+	d := opcuarelay.Deps{Policy: &g.policy, Audit: g.audit, Log: g.log, BootID: g.bootID, Sessions: g.sessions,
 		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo}
+	if g.cfg.Firmware.Enabled() {
+		// FileType transfers are checked against the manifest only when one
+		// is configured; without, program-class grants alone decide.
+		d.Manifest, d.MaxImage = &g.manifest, int64(g.cfg.Firmware.MaxImage)
+	}
+	return d
 }
 
 // listenOPCUA binds an OPC UA listener in front of its target: security

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/config"
@@ -15,10 +16,11 @@ import (
 // ErrNeedsRestart says a reload changed something only a restart applies.
 var ErrNeedsRestart = errors.New("gateway: reload changes more than parties and rules")
 
-// Reload applies a new config's parties and rules, all or nothing. A config
-// that does not validate, or that changes listeners, targets, the audit log
-// or the gateway section, is rejected with the reason and the old policy
-// stays in force. Sessions whose party is no longer admitted from their
+// Reload applies a new config's parties and rules, and reads the firmware
+// manifest again, all or nothing. A config that does not validate, a
+// manifest that does not verify, or a config that changes listeners,
+// targets, the audit log or the gateway section, is rejected with the
+// reason and the old policy and manifest stay in force. Sessions whose party is no longer admitted from their
 // source are ended; the reload is an audit record with both policy digests.
 func (g *Gateway) Reload(ctx context.Context, next *config.Config) error {
 	g.reloadMu.Lock()
@@ -33,6 +35,9 @@ func (g *Gateway) Reload(ctx context.Context, next *config.Config) error {
 		pol := g.policy.Load()
 		rec.Status, rec.Policy = "reloaded", pol.Digest()
 		rec.Detail = "reloaded " + next.File + "; policy sha256:" + old.Digest() + " -> sha256:" + pol.Digest()
+		if next.Firmware.Enabled() {
+			rec.Detail += "; " + g.fwNote
+		}
 		g.log.Info("policy reloaded", "old", old.Digest(), "new", pol.Digest())
 	}
 	if _, aerr := g.audit.Append(context.WithoutCancel(ctx), rec); aerr != nil {
@@ -80,11 +85,24 @@ func (g *Gateway) reload(next *config.Config) error {
 	if !reflect.DeepEqual(cur.Spec.Jurisdiction, next.Spec.Jurisdiction) {
 		return fmt.Errorf("%w: the jurisdiction section changed; restart brana to apply it", ErrNeedsRestart)
 	}
+	if cur.Firmware.Enabled() != next.Firmware.Enabled() || cur.Firmware.MaxImage != next.Firmware.MaxImage {
+		return fmt.Errorf("%w: the firmware section was added, removed or its max_image changed; restart brana to apply it", ErrNeedsRestart)
+	}
 	pol, err := policy.Compile(next.Spec, next.TargetNames(), policy.WithListings(g.juris.listings))
 	if err != nil {
 		return err
 	}
+	// The manifest is read again, so that a newly signed one takes effect
+	// with the reload; one that does not verify rejects the reload.
+	m, err := loadManifest(next, time.Now())
+	if err != nil {
+		return fmt.Errorf("firmware manifest %s: %w", next.Firmware.Manifest, err)
+	}
 	g.policy.Store(pol)
+	if m != nil {
+		g.manifest.Store(m)
+		g.fwNote = describeManifest(m)
+	}
 	g.cfg = next
 	return nil
 }

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/brana-ot/brana/policy/bundle"
+	"github.com/brana-ot/brana/signkey"
 )
 
 const bundleUsage = `usage:
@@ -32,21 +32,7 @@ func cmdBundle(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, bundleUsage)
 			return exitUsage
 		}
-		skey, vkey, err := bundle.GenerateKey(*name)
-		if err != nil {
-			fmt.Fprintln(stderr, "brana bundle keygen:", err)
-			return exitFailed
-		}
-		if err := os.WriteFile(*out+".key", []byte(skey+"\n"), 0o600); err != nil {
-			fmt.Fprintln(stderr, "brana bundle keygen:", err)
-			return exitFailed
-		}
-		if err := os.WriteFile(*out+".pub", []byte(vkey+"\n"), 0o644); err != nil {
-			fmt.Fprintln(stderr, "brana bundle keygen:", err)
-			return exitFailed
-		}
-		fmt.Fprintf(stdout, "signer key %s.key (keep it offline), verifier key %s.pub: %s\n", *out, *out, vkey)
-		return exitOK
+		return keygen("bundle keygen", *name, *out, stdout, stderr)
 	case "sign":
 		fs := newFlags("bundle sign", stderr)
 		key := fs.String("key", "", "signer key file from keygen")
@@ -103,4 +89,21 @@ func cmdBundle(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "brana bundle: unknown command %q\n%s", args[0], bundleUsage)
 	return exitUsage
+}
+
+// keygen writes a new signing key pair; bundles and firmware manifests
+// use the same kind of key.
+func keygen(cmd, name, prefix string, stdout, stderr io.Writer) int {
+	skey, vkey, err := signkey.Generate(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "brana %s: %v\n", cmd, err)
+		return exitFailed
+	}
+	sp, vp, err := signkey.WritePair(prefix, skey, vkey)
+	if err != nil {
+		fmt.Fprintf(stderr, "brana %s: %v\n", cmd, err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "signer key %s (keep it offline), verifier key %s: %s\n", sp, vp, vkey)
+	return exitOK
 }

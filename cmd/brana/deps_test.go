@@ -57,6 +57,8 @@ var outside = map[string][]string{
 	"policy":                  {"github.com/gopcua/opcua/ua"},
 	"policy/geoip":            {"github.com/oschwald/maxminddb-golang/v2"},
 	"policy/bundle":           {"golang.org/x/mod/sumdb/note", "go.yaml.in/yaml/v3"},
+	"signkey":                 {"golang.org/x/mod/sumdb/note"},
+	"firmware":                {"golang.org/x/mod/sumdb/note", "go.yaml.in/yaml/v3"},
 	"testbench/modbussim":     {},
 	"testbench/opcuasim":      {"github.com/gopcua/opcua/"},
 	"gateway/sshlink":         {"golang.org/x/crypto/ssh"},
@@ -71,6 +73,8 @@ var inside = map[string][]string{
 	"testbench/modbussim":     {},
 	"testbench/opcuasim":      {},
 	"gateway/sshlink":         {"gateway/atomicfile"},
+	"signkey":                 {},
+	"firmware":                {"protocols/modbus", "signkey"},
 }
 
 func allowedBy(list []string, imp string) bool {

@@ -53,6 +53,10 @@ Usage:
                              brana's own OPC UA endpoint: trusted client certificates, its certificate, users
   brana bundle keygen|sign|verify ...
                              signed data bundles (listings, IP databases)
+  brana firmware hash|keygen|sign|verify ...
+                             approved firmware and program images: hashes, signed manifests
+  brana update apply|verify|keygen|certify|build ...
+                             signed updates of brana itself, from a bundle file
   brana version              version, commit and build target
 `
 
@@ -93,6 +97,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdAudit(args[1:], stdout, stderr)
 	case "bundle":
 		return cmdBundle(args[1:], stdout, stderr)
+	case "firmware":
+		return cmdFirmware(args[1:], stdout, stderr)
+	case "update":
+		return cmdUpdate(ctx, args[1:], stdout, stderr)
 	case "requests":
 		return cmdRequests(args[1:], stdout, stderr)
 	case "sessions":

@@ -42,6 +42,7 @@ type Config struct {
 	Approvals approvals.Config `yaml:"approvals"`  // access requests and grants
 	Admin     adminapi.Config  `yaml:"admin"`      // the local admin API (Unix socket) and its accounts
 	Console   Console          `yaml:"console"`    // the engineer console (HTTPS)
+	Firmware  Firmware         `yaml:"firmware"`   // signed allow-list of program and firmware images
 
 	policy.Spec `yaml:",inline"`
 
@@ -171,6 +172,8 @@ type Target struct {
 	FrameGap        Duration `yaml:"frame_gap"`         // serial: silence between frames, default 3.5 characters
 	Turnaround      Duration `yaml:"turnaround"`        // serial: delay after a broadcast, default 100ms
 	DeadUnitBackoff Duration `yaml:"dead_unit_backoff"` // a unit that timed out is failed fast for this long, default 5s
+
+	Program *Program `yaml:"program"` // modbus: how the device takes a program image (firmware.go)
 }
 
 // Duration is a time.Duration written like "1.5s" or "250ms" in YAML.
@@ -500,6 +503,7 @@ func (c *Config) validate() []*Error {
 		bad("admin."+field, "%s", msg)
 	}
 	c.checkConsole(bad)
+	c.checkFirmware(bad)
 	for _, m := range auditexport.CheckAll(c.Audit.Export) {
 		// Messages read "[i].key: what is wrong".
 		field, msg, _ := strings.Cut(m, ": ")
@@ -530,8 +534,14 @@ func (c *Config) validate() []*Error {
 					bad(f+"."+k.name, "only for opcua targets")
 				}
 			}
+			if t.Program != nil {
+				c.checkProgram(t.Program, f, bad)
+			}
 		case "opcua":
 			checkOPCUATarget(t, f, bad)
+			if t.Program != nil {
+				bad(f+".program", "only for modbus targets; OPC UA transfers are found by their FileType methods")
+			}
 			continue
 		default:
 			bad(f+".protocol", "%q is not supported (modbus, opcua)", t.Protocol)

@@ -43,6 +43,9 @@ type conn struct {
 
 	killed atomic.Pointer[string] // why the session was stopped from outside
 
+	images     map[string]*image // program transfers, per target with a program profile
+	resultNote string            // added to the next result record's status
+
 	rbuf [8 * modbus.MaxADULen]byte
 	wbuf [modbus.MaxADULen]byte
 	resp [modbus.MaxPDULen]byte
@@ -164,6 +167,10 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 		r.Decision, r.Reason, r.Detail = "invalid", "malformed", err.Error()
 		return c.refuseRequest(txid, unit, fc, modbus.ExceptionFor(err), t0, false)
 	}
+	commit := false
+	if rt.prog != nil {
+		commit = rt.prog.classify(&c.req)
+	}
 	c.describe()
 
 	approved := c.grant(rt.name)
@@ -196,6 +203,14 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 		r.Decision, r.Reason, r.Detail = "deny", reasonUnsupervised, detailUnsupervised
 		return c.refuseRequest(txid, unit, fc, modbus.ExServerBusy, t0, false)
 	}
+	var img *image
+	if rt.prog != nil && c.req.Class == opclass.Program {
+		// Image data and the commit, checked before anything is forwarded.
+		var code byte
+		if img, code = c.gateImage(rt, commit); code != 0 {
+			return c.refuseRequest(txid, unit, fc, code, t0, false)
+		}
+	}
 
 	// Write-ahead: the command is in the log before it reaches the plant.
 	r.Decision = "allow"
@@ -208,11 +223,30 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 			// command was refused after all.
 			c.auditRefusal(seq, t0, err)
 		}
+		if img != nil {
+			img.done(commit, false, "not forwarded: the audit log refused its record")
+		}
+		c.resultNote = ""
 		return c.reply(modbus.AppendException(c.wbuf[:0], txid, unit, fc, modbus.ExServerFailure))
 	}
 
 	c.sess.Counted(false)
 	n, out, terr := rt.target.Do(ctx, &c.req, c.resp[:])
+	if img != nil {
+		exc := n > 0 && c.resp[0]&0x80 != 0
+		why := "no answer"
+		switch {
+		case terr != nil:
+			why = terr.Error()
+		case exc:
+			why = "exception " + strconv.Itoa(int(c.resp[min(1, n-1)]))
+		}
+		ok := terr == nil && n > 0 && !exc
+		img.done(commit, ok, why)
+		if !ok {
+			c.resultNote = ""
+		}
+	}
 	c.resultRecord(seq, t0, out, n, terr)
 	if terr != nil {
 		c.failed++
@@ -391,8 +425,12 @@ func (c *conn) resultRecord(cmd uint64, t0 time.Time, out modbustarget.Outcome, 
 			r.Status = "exception from target: " + modbus.ExceptionName(code)
 		} else {
 			r.Status = "ok"
+			if c.resultNote != "" {
+				r.Status += "; " + c.resultNote
+			}
 		}
 	}
+	c.resultNote = ""
 	if _, err := c.s.d.Audit.Enqueue(r); err != nil {
 		c.s.d.Log.Error("audit log refused a result record", "session", c.id, "err", err)
 	}

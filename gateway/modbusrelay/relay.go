@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/brana-ot/brana/firmware"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/config"
@@ -41,6 +42,12 @@ type Deps struct {
 	// approval, and program-class commands, run only under a grant.
 	Approvals *approvals.Service
 	PartyInfo func(*policy.Party) approvals.PartyInfo
+
+	// Manifest is the allow-list of program images in force (swapped on
+	// reload); a nil manifest refuses every commit. Only targets with a
+	// program profile hold their commit for it.
+	Manifest *atomic.Pointer[firmware.Manifest]
+	MaxImage int64 // bytes per image; 0: firmware.DefaultMaxImage
 }
 
 // sessionSeq numbers sessions across all servers of the process, so that ids
@@ -51,7 +58,16 @@ type route struct {
 	ok     bool
 	target *modbustarget.Target
 	name   string
-	unit   int // downstream unit id, -1 = same as upstream
+	unit   int      // downstream unit id, -1 = same as upstream
+	prog   *program // the target's program profile, or nil
+}
+
+func makeRoute(r config.Route, t *modbustarget.Target) route {
+	rt := route{ok: true, target: t, name: r.Target, unit: -1, prog: newProgram(t.Program())}
+	if r.TargetUnit != nil {
+		rt.unit = *r.TargetUnit
+	}
+	return rt
 }
 
 // Server serves one configured Modbus TCP listener.
@@ -73,10 +89,7 @@ func New(cfg config.Listener, d Deps) (*Server, error) {
 		if !ok {
 			return nil, fmt.Errorf("modbusrelay: listener %s routes to unknown target %q", cfg.Name, r.Target)
 		}
-		rt := route{ok: true, target: t, name: r.Target, unit: -1}
-		if r.TargetUnit != nil {
-			rt.unit = *r.TargetUnit
-		}
+		rt := makeRoute(r, t)
 		if len(r.Units) == 0 {
 			for u := range s.routes {
 				if !s.routes[u].ok {
@@ -92,12 +105,7 @@ func New(cfg config.Listener, d Deps) (*Server, error) {
 	// Explicit units win over a catch-all route, whatever the order in the file.
 	for _, r := range cfg.Routes {
 		for _, u := range r.Units {
-			t := d.Targets[r.Target]
-			rt := route{ok: true, target: t, name: r.Target, unit: -1}
-			if r.TargetUnit != nil {
-				rt.unit = *r.TargetUnit
-			}
-			s.routes[u] = rt
+			s.routes[u] = makeRoute(r, d.Targets[r.Target])
 		}
 	}
 	return s, nil

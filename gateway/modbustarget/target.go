@@ -170,6 +170,9 @@ func serialConfig(c config.Target) serial.Config {
 // Name is the target's configured name.
 func (t *Target) Name() string { return t.cfg.Name }
 
+// Program is how the device takes a program image, or nil.
+func (t *Target) Program() *config.Program { return t.cfg.Program }
+
 // Address is where the target is reached: host:port, or the serial device.
 func (t *Target) Address() string {
 	if t.serial {

@@ -244,7 +244,9 @@ func (c *channel) open(b []byte, opened bool) error {
 	if secconv.OpenPolicy(b) == secconv.PolicyNone {
 		// Clients discover a secured endpoint over a None channel
 		// (OPC 10000-4, 5.4): allowed, but for discovery only.
-		c.discoveryOnly = !c.s.offers(secconv.PolicyNone)
+		if !opened {
+			c.discoveryOnly = !c.s.offers(secconv.PolicyNone) // request goroutines read it: set once
+		}
 		ch, err = secconv.ParseChunk(b)
 	} else {
 		sec := c.s.opt.Security
@@ -465,8 +467,22 @@ func (c *channel) send(reqID uint32, resp ua.Response) {
 			c.limits.SendBufferSize, c.hello.MaxChunkCount)
 	}
 	if err != nil {
-		c.s.d.Log.Warn("opc ua response dropped", "err", err)
-		return
+		// Too big for the client's chunk limits: it gets a fault saying
+		// so rather than no answer.
+		c.s.d.Log.Warn("opc ua response too large for the client", "err", err)
+		fault, _ := opcua.EncodeResponse(nil, &ua.ServiceFault{ResponseHeader: &ua.ResponseHeader{Timestamp: time.Now(),
+			RequestHandle: resp.Header().RequestHandle, ServiceResult: ua.StatusBadResponseTooLarge, ServiceDiagnostics: &ua.DiagnosticInfo{},
+			AdditionalHeader: ua.NewExtensionObject(nil)}})
+		if t := c.sendTok; t.sym != nil {
+			out, err = t.sym.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, fault,
+				c.limits.SendBufferSize, c.hello.MaxChunkCount)
+		} else {
+			out, err = secconv.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, fault,
+				c.limits.SendBufferSize, c.hello.MaxChunkCount)
+		}
+		if err != nil {
+			return
+		}
 	}
 	if cap(out) <= 1<<20 {
 		c.wbuf = out[:0]

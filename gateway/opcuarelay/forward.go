@@ -25,9 +25,27 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	s.requests.Add(1)
 	s.reg.Counted(false)
 
+	if _, ok := req.(*ua.TransferSubscriptionsRequest); ok {
+		// Every PLC session is brana's: moving subscriptions between them
+		// would hand one vendor another's. Never forwarded, whatever the rules.
+		rec := s.record(audit.Command, "TransferSubscriptions")
+		rec.Decision, rec.Reason = "deny", "not-offered"
+		rec.Detail = "TransferSubscriptions is never forwarded: the subscriptions of other sessions belong to other vendors"
+		s.refuse(reqID, h, rec, t0, ua.StatusBadServiceUnsupported)
+		return
+	}
+	if _, isCall := req.(*ua.CallRequest); isCall && s.files != nil {
+		// File calls are checked, forwarded and answered one Call at a
+		// time, so that the gate sees them in the order the PLC does: no
+		// Write may slip in behind a Close that was checked already.
+		s.fileSeq.Lock()
+		defer s.fileSeq.Unlock()
+	}
 	learnErr := error(nil)
+	var calls []*ua.CallMethodRequest // as the client sent them, before refused ones are cut out
 	if call, ok := req.(*ua.CallRequest); ok {
 		learnErr = s.learnMethods(ctx, call)
+		calls = call.MethodsToCall
 	}
 	var regOrig []*ua.NodeID
 	if r, ok := req.(*ua.RegisterNodesRequest); ok {
@@ -59,6 +77,7 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	d := make(opcua.Denials, n)
 	whole, held := false, false
 	var heldClass opclass.Class
+	var fileSteps []fileStep
 	grants := map[opclass.Class]string{}
 	for i := range elems {
 		e := &elems[i]
@@ -70,6 +89,20 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 		unsupervised := derr == nil && adm.NeedsWatcher(e.Class) && !s.reg.Watched()
 		if unsupervised {
 			derr = errUnsupervised
+		}
+		imageDenied := false
+		if derr == nil && s.files != nil && e.Index >= 0 && e.Index < len(calls) {
+			// Image data is followed and a commit held until its image is
+			// approved, only once everything else allows the call.
+			step, note, ferr := s.files.check(calls[e.Index], e, c.s.d.Manifest.Load())
+			switch {
+			case ferr != nil:
+				derr, imageDenied = ferr, true
+				rec.Detail = joinDetail(rec.Detail, ferr.Error())
+			case step.call != callNone:
+				fileSteps = append(fileSteps, step)
+				rec.Detail = joinDetail(rec.Detail, note)
+			}
 		}
 		it := describe(req, e)
 		it.Decision = "allow"
@@ -100,6 +133,12 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 					rec.Reason = reasonUnsupervised
 				}
 			}
+			if imageDenied {
+				it.Reason = reasonImageNotApproved
+				if rec.Reason == "" {
+					rec.Reason = reasonImageNotApproved
+				}
+			}
 			if rec.Detail == "" {
 				rec.Detail = derr.Error()
 			}
@@ -127,6 +166,7 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 		if held {
 			rec.Decision = "held"
 		}
+		s.fileAnswered(fileSteps, nil, "not forwarded: the request was refused")
 		s.refuse(reqID, h, rec, t0, ua.StatusBadUserAccessDenied)
 		return
 	case n > 0 && d.All():
@@ -152,11 +192,13 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	if err != nil {
 		s.failed.Add(1)
 		c.s.d.Log.Error("audit log refused a record; refusing the request", "session", s.id, "err", err)
+		s.fileAnswered(fileSteps, nil, "not forwarded: the audit log refused its record")
 		c.fault(reqID, h, ua.StatusBadInternalError)
 		return
 	}
 	if d.Count() > 0 {
 		if err := as.keep(req, d); err != nil {
+			s.fileAnswered(fileSteps, nil, "not forwarded: "+err.Error())
 			s.result(seq, svc, t0, nil, err)
 			c.fault(reqID, h, ua.StatusBadInternalError)
 			return
@@ -167,7 +209,7 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 		if err := as.merge(resp, d); err != nil {
 			terr = fmt.Errorf("the PLC's answer does not match the forwarded request: %w", err)
 		}
-		if r, ok := resp.(*ua.RegisterNodesResponse); ok && terr == nil {
+		if r, ok := resp.(*ua.RegisterNodesResponse); ok && terr == nil && len(r.RegisteredNodeIDs) == len(d) {
 			for i, x := range d {
 				if x {
 					r.RegisteredNodeIDs[i] = regOrig[i]
@@ -177,6 +219,7 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	}
 	if terr != nil {
 		s.failed.Add(1)
+		s.fileAnswered(fileSteps, nil, "no answer from the PLC: "+terr.Error())
 		s.result(seq, svc, t0, nil, terr)
 		code := ua.StatusBadCommunicationError
 		if errors.Is(terr, context.DeadlineExceeded) || errors.Is(terr, ua.StatusBadTimeout) {
@@ -186,12 +229,37 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 		return
 	}
 	s.after(req, resp, regOrig)
+	if r, ok := resp.(*ua.CallResponse); ok {
+		why := ""
+		if st := r.ResponseHeader.ServiceResult; st != ua.StatusOK {
+			why = "the PLC answered " + statusName(st)
+		}
+		s.fileAnswered(fileSteps, r.Results, why)
+	}
 	rh := resp.Header()
 	rh.RequestHandle = h.RequestHandle
 	rh.ServiceDiagnostics = &ua.DiagnosticInfo{}
 	rh.StringTable = nil
 	s.result(seq, svc, t0, resp, nil)
 	c.send(reqID, resp)
+}
+
+// fileAnswered passes the outcome of forwarded file calls to the file gate.
+func (s *session) fileAnswered(steps []fileStep, res []*ua.CallMethodResult, why string) {
+	if s.files != nil && len(steps) > 0 {
+		s.files.answered(steps, res, why)
+	}
+}
+
+// joinDetail adds to an audit detail.
+func joinDetail(detail, more string) string {
+	switch {
+	case more == "":
+		return detail
+	case detail == "":
+		return more
+	}
+	return detail + "; " + more
 }
 
 // A command above read in a supervised session that no engineer watches is

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
+
+	"github.com/brana-ot/brana/protocols/opcua"
 )
 
 // learnMethods finds, for each instance method a Call names that the
@@ -16,6 +18,7 @@ import (
 // its instance NodeId). It asks the PLC with brana's own Browse and Read.
 // An error leaves the method unknown, and the Call is refused.
 func (s *session) learnMethods(ctx context.Context, call *ua.CallRequest) error {
+	learned := 0
 	for _, m := range call.MethodsToCall {
 		if m == nil || m.MethodID == nil || m.ObjectID == nil {
 			continue
@@ -26,6 +29,17 @@ func (s *session) learnMethods(ctx context.Context, call *ua.CallRequest) error 
 		s.mu.Unlock()
 		if known {
 			continue
+		}
+		// Each unknown method costs brana Browses at the PLC before any
+		// decision: bounded per request and per session.
+		if learned++; learned > maxLearnPerCall {
+			return fmt.Errorf("more than %d methods of unknown type in one Call", maxLearnPerCall)
+		}
+		s.mu.Lock()
+		full := len(s.noType) >= opcua.MaxRegistered
+		s.mu.Unlock()
+		if full {
+			return fmt.Errorf("the session has called more than %d distinct unknown methods", opcua.MaxRegistered)
 		}
 		tm, err := s.typeMethod(ctx, obj, meth)
 		if err != nil {
@@ -42,6 +56,9 @@ func (s *session) learnMethods(ctx context.Context, call *ua.CallRequest) error 
 	}
 	return nil
 }
+
+// maxLearnPerCall bounds the methods of unknown type one Call may name.
+const maxLearnPerCall = 16
 
 const (
 	refHasComponent      = 47

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gopcua/opcua/ua"
 
+	"github.com/brana-ot/brana/firmware"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/opcuatarget"
@@ -39,6 +40,13 @@ type Deps struct {
 	Admit     func(p *policy.Party, id sessions.Identity) policy.Admission
 	Approvals *approvals.Service
 	PartyInfo func(*policy.Party) approvals.PartyInfo
+
+	// Manifest, when set, holds every FileType Close and CloseAndCommit of
+	// a file written in the session until the image is found on the
+	// manifest in force (nil in the pointer: none, every such commit is
+	// refused). Unset, program-class grants alone decide.
+	Manifest *atomic.Pointer[firmware.Manifest]
+	MaxImage int64 // bytes per image; 0: firmware.DefaultMaxImage
 }
 
 // Options configure one terminator.

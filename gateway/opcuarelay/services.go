@@ -41,12 +41,21 @@ func array[Rq ua.Request, Rs ua.Response, In, Out any](
 			return nil
 		},
 		merge: func(resp ua.Response, d opcua.Denials) error {
+			if _, ok := resp.(*ua.ServiceFault); ok {
+				return nil // the PLC's fault answers the whole request
+			}
 			r, ok := resp.(Rs)
 			if !ok {
 				return errShape
 			}
 			if resp.Header().ServiceResult != ua.StatusOK {
-				return nil // a fault answers the whole request
+				// A bad service result answers the whole request: results
+				// of the forwarded subset would sit in the wrong slots.
+				*results(r) = nil
+				if diag != nil {
+					*diag(r) = nil
+				}
+				return nil
 			}
 			all, err := opcua.Merge(d, *results(r), func(int) Out { return refused() })
 			if err != nil {

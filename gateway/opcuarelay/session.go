@@ -1,6 +1,7 @@
 package opcuarelay
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -44,6 +45,7 @@ type session struct {
 	methods   opcua.MethodMap
 	noType    map[string]bool // instance methods known to have no type method
 	paths     pathSet         // browse paths of the rules, resolved on this PLC
+	fileSeq   sync.Mutex      // serialises Calls while the firmware gate follows file transfers
 	reg       *sessions.Session
 	closed    bool
 
@@ -52,6 +54,8 @@ type session struct {
 	asked       string
 	askedTarget string
 	askedAt     time.Time
+
+	files *fileGate // program file transfers; nil when no manifest is configured
 
 	nonce []byte                           // the server nonce the next ActivateSession must sign
 	who   sessions.Identity                // the party of this session and how it was identified
@@ -220,10 +224,20 @@ func (c *channel) createSession(reqID uint32, r *ua.CreateSessionRequest) {
 		c.fault(reqID, r.RequestHeader, ua.StatusBadTooManySessions)
 		return
 	}
+	var files *fileGate
+	if c.s.d.Manifest != nil {
+		var err error
+		if files, err = newFileGate(c.s.d.MaxImage); err != nil {
+			c.mu.Unlock()
+			c.s.d.Log.Error("opc ua session refused: program file gate", "err", err)
+			c.fault(reqID, r.RequestHeader, ua.StatusBadInternalError)
+			return
+		}
+	}
 	n := sessionSeq.Add(1)
 	s := &session{c: c, id: c.s.d.BootID + "-" + c.s.opt.Name + "-" + strconv.FormatUint(n, 10),
 		node: ua.NewNumericNodeID(1, uint32(n)), auth: ua.NewByteStringNodeID(0, randomBytes(32)), noType: map[string]bool{},
-		nonce: randomBytes(32)}
+		nonce: randomBytes(32), files: files}
 	s.token = tokenKey(s.auth)
 	c.sessions[s.token] = s
 	c.mu.Unlock()
@@ -260,7 +274,7 @@ func faultStatus(err error, def ua.StatusCode) ua.StatusCode {
 // connection was identified as; on a secured endpoint the party the user
 // name or the user certificate is bound to (anonymous users, if offered,
 // by their source network).
-func (s *session) identify(r *ua.ActivateSessionRequest) (sessions.Identity, error) {
+func (s *session) identify(r *ua.ActivateSessionRequest, nonce []byte) (sessions.Identity, error) {
 	c := s.c
 	sec := c.s.opt.Security
 	if sec == nil {
@@ -272,10 +286,10 @@ func (s *session) identify(r *ua.ActivateSessionRequest) (sessions.Identity, err
 		return c.id, nil
 	}
 	ss := c.security()
-	if err := ss.checkClientSignature(r.ClientSignature, s.nonce); err != nil {
+	if err := ss.checkClientSignature(r.ClientSignature, nonce); err != nil {
 		return sessions.Identity{}, err
 	}
-	uid, err := ss.userIdentity(r.UserIdentityToken, r.UserTokenSignature, s.nonce,
+	uid, err := ss.userIdentity(r.UserIdentityToken, r.UserTokenSignature, nonce,
 		offeredTokens(userTokenPolicies(sec.Identities, c.policy)))
 	if err != nil {
 		return sessions.Identity{}, err
@@ -322,7 +336,10 @@ func (s *session) identify(r *ua.ActivateSessionRequest) (sessions.Identity, err
 // then opens the PLC session with brana's own credentials.
 func (s *session) activate(ctx context.Context, reqID uint32, r *ua.ActivateSessionRequest) {
 	c := s.c
-	who, err := s.identify(r)
+	s.mu.Lock()
+	nonce := s.nonce
+	s.mu.Unlock()
+	who, err := s.identify(r, nonce)
 	if err != nil {
 		c.s.refuseIdentity(c, s.id, who, err)
 		c.fault(reqID, r.RequestHeader, faultStatus(err, ua.StatusBadIdentityTokenRejected))
@@ -332,6 +349,11 @@ func (s *session) activate(ctx context.Context, reqID uint32, r *ua.ActivateSess
 	defer s.mu.Unlock()
 	if s.closed {
 		c.fault(reqID, r.RequestHeader, ua.StatusBadSessionClosed)
+		return
+	}
+	if c.s.opt.Security != nil && !bytes.Equal(s.nonce, nonce) {
+		// Another ActivateSession used this nonce first: each nonce signs once.
+		c.fault(reqID, r.RequestHeader, ua.StatusBadApplicationSignatureInvalid)
 		return
 	}
 	if s.activated && s.who.Party.ID != who.Party.ID {

@@ -195,6 +195,9 @@ const (
 	// publishTimeout bounds one Publish at the PLC: far longer than any
 	// keep-alive a subscription can ask for, short enough to free a stuck slot.
 	publishTimeout = 10 * time.Minute
+	// publishSlotWait is the longest a Publish waits for one of the
+	// session's max_publish slots.
+	publishSlotWait = 5 * time.Second
 	// sessionTimeout is how long the PLC keeps the session (and the
 	// vendor's subscriptions) while brana restores a dropped connection.
 	sessionTimeout = 10 * time.Minute
@@ -257,18 +260,28 @@ func (s *Session) current(ctx context.Context) (*opcua.Client, error) {
 // PLC); the connection is restored for the next one.
 func (s *Session) Do(ctx context.Context, req ua.Request) (ua.Response, error) {
 	if _, ok := req.(*ua.PublishRequest); ok {
-		select {
-		case s.pub <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		defer func() { <-s.pub }()
 		// The vendor's own timeout hint bounds the poll, so that a
 		// Publish lost with a dropped PLC connection frees its slot.
 		wait := publishTimeout
 		if h := req.Header(); h != nil && h.TimeoutHint > 0 {
 			wait = min(wait, time.Duration(h.TimeoutHint)*time.Millisecond+s.t.Timeout())
 		}
+		// A Publish waits for a slot only briefly: piled-up waiting
+		// Publishes would hold the vendor channel's request slots. The
+		// answer that makes clients back off is the PLC's own.
+		slot := time.NewTimer(min(wait, publishSlotWait))
+		select {
+		case s.pub <- struct{}{}:
+			slot.Stop()
+		case <-slot.C:
+			return &ua.ServiceFault{ResponseHeader: &ua.ResponseHeader{Timestamp: time.Now(),
+				ServiceResult: ua.StatusBadTooManyPublishRequests, ServiceDiagnostics: &ua.DiagnosticInfo{},
+				AdditionalHeader: ua.NewExtensionObject(nil)}}, nil
+		case <-ctx.Done():
+			slot.Stop()
+			return nil, ctx.Err()
+		}
+		defer func() { <-s.pub }()
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
@@ -337,10 +350,7 @@ func (s *Session) reactivate(failed *opcua.Client) {
 		if attempt > 0 {
 			time.Sleep(min(time.Duration(attempt)*time.Second, 10*time.Second))
 		}
-		s.mu.Lock()
-		closed := s.closed
-		s.mu.Unlock()
-		if closed || sess == nil {
+		if sess == nil {
 			break
 		}
 		var c *opcua.Client
@@ -357,18 +367,24 @@ func (s *Session) reactivate(failed *opcua.Client) {
 		cancel()
 		if err != nil {
 			c.Close(context.Background())
-			break // the PLC no longer knows the session
+			if sessionGone(err) {
+				break // the PLC no longer knows the session
+			}
+			log.Debug("opc ua session re-activation failed; trying again", "err", err, "attempt", attempt+1)
+			continue
 		}
 		log.Info("opc ua session restored on a new connection", "endpoint", s.t.cfg.Endpoint, "attempts", attempt+1)
 		s.mu.Lock()
-		closed = s.closed
+		closed := s.closed
 		if !closed {
 			s.c = c
 		}
 		close(s.restoring)
 		s.restoring = nil
 		s.mu.Unlock()
-		if closed { // the vendor left while we reconnected
+		if closed {
+			// The vendor left while brana reconnected: the restored
+			// client now closes the PLC session (and its subscriptions).
 			c.Close(context.Background())
 		}
 		return
@@ -383,10 +399,29 @@ func (s *Session) reactivate(failed *opcua.Client) {
 	close(s.restoring)
 	s.restoring = nil
 	f := s.onLost
+	if s.closed {
+		f = nil // nobody to tell: the vendor closed the session already
+	}
 	s.mu.Unlock()
 	if f != nil {
 		f(err)
 	}
+}
+
+// sessionGone reports whether an ActivateSession failed because the PLC
+// no longer knows the session, rather than for a passing reason.
+func sessionGone(err error) bool {
+	var st ua.StatusCode
+	if !errors.As(err, &st) {
+		return false
+	}
+	switch st {
+	case ua.StatusBadSessionIDInvalid, ua.StatusBadSessionClosed, ua.StatusBadSessionNotActivated,
+		ua.StatusBadIdentityTokenInvalid, ua.StatusBadIdentityTokenRejected, ua.StatusBadUserAccessDenied,
+		ua.StatusBadApplicationSignatureInvalid:
+		return true
+	}
+	return false
 }
 
 // Close closes the PLC session and frees its slot.

@@ -24,8 +24,6 @@
 package bundle
 
 import (
-	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -42,6 +40,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/brana-ot/brana/policy"
+	"github.com/brana-ot/brana/signkey"
 )
 
 // Names of the files a bundle may carry that brana reads.
@@ -316,17 +315,9 @@ func Sign(dir string, signer note.Signer, serial uint64, expires time.Time) erro
 }
 
 // LoadVerifier reads a note verifier key ("name+hash+key", as
-// note.GenerateKey makes it) from a file.
+// note.GenerateKey makes it) from a file that holds exactly one.
 func LoadVerifier(path string) (note.Verifier, error) {
-	data, err := readRegular(path, 4096)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: verifier key: %w", err)
-	}
-	v, err := note.NewVerifier(string(bytes.TrimSpace(data)))
-	if err != nil {
-		return nil, fmt.Errorf("bundle: verifier key %s: %w", path, err)
-	}
-	return v, nil
+	return signkey.LoadVerifier(path)
 }
 
 // readRegular reads a regular file (not a symlink, device or directory) of
@@ -375,18 +366,10 @@ func hashFile(path string) (string, error) {
 // example "substation-lhota-bundles"): the signer key, kept offline, and
 // the verifier key, which gateways name in jurisdiction.bundle.public_key.
 func GenerateKey(name string) (signer, verifier string, err error) {
-	return note.GenerateKey(rand.Reader, name)
+	return signkey.Generate(name)
 }
 
 // LoadSigner reads a signer key written by GenerateKey.
 func LoadSigner(path string) (note.Signer, error) {
-	data, err := readRegular(path, 4096)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: signer key: %w", err)
-	}
-	s, err := note.NewSigner(string(bytes.TrimSpace(data)))
-	if err != nil {
-		return nil, fmt.Errorf("bundle: signer key %s: %w", path, err)
-	}
-	return s, nil
+	return signkey.LoadSigner(path)
 }

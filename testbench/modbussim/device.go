@@ -3,6 +3,7 @@ package modbussim
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,13 @@ const (
 	fileRecords = 10000 // record numbers 0..9999 (0x270F) per file
 	vendorName  = "brana testbench"
 	revision    = "1.0"
+)
+
+// The program area of every unit; see the package documentation.
+const (
+	ProgramFile           = 1      // FC 21 file that stages a program image
+	ProgramCommitRegister = 9000   // holding register that commits the staged image
+	ProgramCommitValue    = 0xC0DE // the value that commits
 )
 
 // Modbus exception codes used here.
@@ -42,6 +50,12 @@ type Device struct {
 	input    []uint16
 	files    map[uint16]*[fileRecords]uint16
 
+	// Program area: records of ProgramFile below staged make the image a
+	// commit loads.
+	program []byte
+	commits int
+	staged  int
+
 	// Serial-line diagnostics (FC 8).
 	bus        *busCounters
 	listenOnly bool
@@ -62,6 +76,7 @@ func newDevice(id byte, name string, m model, bus *busCounters) *Device {
 		holding:  make([]uint16, l.holding),
 		input:    make([]uint16, l.input),
 		files:    make(map[uint16]*[fileRecords]uint16),
+		program:  []byte(vendorName + " " + name + " factory program\n"),
 	}
 	m.reset(d)
 	return d
@@ -81,6 +96,41 @@ func (d *Device) HoldingRegister(addr uint16) uint16 { return get(d, d.holding, 
 
 // InputRegister returns input register addr (0 outside the table).
 func (d *Device) InputRegister(addr uint16) uint16 { return get(d, d.input, addr) }
+
+// Program returns a copy of the unit's program: the image of the last
+// commit, or the factory program before any.
+func (d *Device) Program() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.program)
+}
+
+// ProgramCommits returns how many staged images were committed.
+func (d *Device) ProgramCommits() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.commits
+}
+
+// commitProgram handles a write of v to ProgramCommitRegister. Anything but
+// ProgramCommitValue, or a commit with nothing staged, is refused with
+// exception 03 and leaves the program as it was.
+func (d *Device) commitProgram(v uint16) byte {
+	f := d.files[ProgramFile]
+	if v != ProgramCommitValue || f == nil || d.staged == 0 {
+		return excIllegalValue
+	}
+	img := make([]byte, 2*d.staged)
+	for i, w := range f[:d.staged] {
+		put(img[2*i:], w)
+	}
+	d.program = img
+	d.commits++
+	// The download buffer is consumed, so the next transfer starts empty.
+	delete(d.files, ProgramFile)
+	d.staged = 0
+	return 0
+}
 
 func get[T any](d *Device, table []T, addr uint16) T {
 	d.mu.Lock()
@@ -285,6 +335,12 @@ func (d *Device) writeRegister(req, resp []byte) int {
 		return exception(resp, fc, excIllegalValue)
 	}
 	addr, v := be(req[1:]), be(req[3:])
+	if addr == ProgramCommitRegister {
+		if e := d.commitProgram(v); e != 0 {
+			return exception(resp, fc, e)
+		}
+		return copy(resp, req)
+	}
 	if int(addr) >= len(d.holding) {
 		return exception(resp, fc, excIllegalAddress)
 	}
@@ -341,6 +397,12 @@ func (d *Device) writeRegisters(req, resp []byte) int {
 	addr, qty, bc := be(req[1:]), be(req[3:]), int(req[5])
 	if qty < 1 || qty > 123 || bc != 2*int(qty) || len(req) != 6+bc {
 		return exception(resp, fc, excIllegalValue)
+	}
+	if addr == ProgramCommitRegister && qty == 1 {
+		if e := d.commitProgram(be(req[6:])); e != 0 {
+			return exception(resp, fc, e)
+		}
+		return copy(resp, req[:5])
 	}
 	if !inRange(addr, qty, len(d.holding)) {
 		return exception(resp, fc, excIllegalAddress)
@@ -610,6 +672,9 @@ func (d *Device) writeFileRecord(req, resp []byte) int {
 		}
 		for i := range cnt {
 			f[rec+i] = be(data[2*i:])
+		}
+		if file == ProgramFile {
+			d.staged = max(d.staged, int(rec)+int(cnt))
 		}
 	})
 	return copy(resp, req)

@@ -96,4 +96,18 @@
 // Holding registers of a model outside the ranges named above accept any
 // value; a value outside a named range is answered with exception 03 and
 // nothing is written.
+//
+// # Program area
+//
+// Every unit holds a program and takes a new one the way many PLCs take a
+// download: FC 21 records written into file [ProgramFile] (1) are staged, and
+// writing [ProgramCommitValue] (0xC0DE) to holding register
+// [ProgramCommitRegister] (9000, outside the model's table, FC 6 or FC 16
+// with one register) commits them. The image is the staged records from
+// record 0 up to the highest record written since the last commit, two bytes
+// per record, big-endian. A commit replaces the program
+// ([Device.Program], [Device.ProgramCommits]) and empties file 1. Until then
+// the old program stays; before the first commit it is a short factory
+// program. Another value in register 9000, or a commit with nothing staged, is
+// answered with exception 03 and changes nothing.
 package modbussim

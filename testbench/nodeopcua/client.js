@@ -55,6 +55,9 @@
 //                                                 → statusCode
 //   {"op":"call", "object":NODE, "method":NODE, "inputs":[{"dataType":"Byte","value":1}]}
 //                                                 → statusCode, outputs [{dataType, value}], inputArgumentResults
+//     An input {"output":{"op":I,"index":K}} passes output K of the earlier
+//     call operation I as it came (a FileType Open's FileHandle to Write
+//     and Close).
 //   {"op":"subscribe", NODE, "seconds":3, "publishingInterval":200, "samplingInterval":100}
 //                                                 → notifications, values, statusCodes, keepAlives,
 //                                                   lastNotificationSeconds, terminated, statusChanges, errors
@@ -403,7 +406,20 @@ async function main() {
     return op.items;
   }
 
-  async function run(op) {
+  // The output arguments of the call operations so far, by operation index.
+  const callOutputs = [];
+
+  function inputVariant(a) {
+    if (a && a.output) {
+      const outs = callOutputs[a.output.op];
+      const v = outs && outs[a.output.index || 0];
+      if (!v) throw new Error("input names output " + JSON.stringify(a.output) + ", which no earlier call returned");
+      return { dataType: v.dataType, arrayType: v.arrayType, value: v.value };
+    }
+    return toVariant(dataTypeOf(a.dataType), a.value);
+  }
+
+  async function run(op, i) {
     switch (op.op) {
       case "browse": {
         const nodeId = await node(op, true);
@@ -483,8 +499,9 @@ async function main() {
         const res = await session.call({
           objectId,
           methodId,
-          inputArguments: (op.inputs || []).map((a) => toVariant(dataTypeOf(a.dataType), a.value)),
+          inputArguments: (op.inputs || []).map(inputVariant),
         });
+        callOutputs[i] = res.outputArguments || [];
         return {
           objectId: objectId.toString(),
           methodId: methodId.toString(),
@@ -603,7 +620,7 @@ async function main() {
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
     try {
-      out({ i, op: op.op, ...(await run(op)) });
+      out({ i, op: op.op, ...(await run(op, i)) });
     } catch (err) {
       failed = true;
       out({ i, op: op.op, error: errText(err) });

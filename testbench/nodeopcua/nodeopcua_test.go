@@ -1,7 +1,9 @@
 package nodeopcua_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"testing"
 	"time"
 
@@ -128,5 +130,52 @@ func TestNodeOPCUAAgainstSimulator(t *testing.T) {
 	c := plc.Counters()
 	if c.MonitoredItems < 1 || c.Calls < 1 || c.Writes < 2 || c.Browses < 1 {
 		t.Errorf("simulator counters %+v", c)
+	}
+}
+
+// TestNodeOPCUAFileTransfer loads a program into the simulator's FileType
+// object with node-opcua: Open for writing, Write the image as a
+// ByteString, Close with the handle Open returned. The image becomes the
+// program only at Close.
+func TestNodeOPCUAFileTransfer(t *testing.T) {
+	nodeopcua.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	plc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://127.0.0.1:0", Model: "pump"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer plc.Close()
+	ns := plc.NamespaceURI()
+	image := []byte("PUMP PROGRAM v7\x00\x01\x02\xff")
+	handle := map[string]any{"output": map[string]any{"op": 0, "index": 0}}
+	res, stderr, err := nodeopcua.Run(ctx, plc.Endpoint(), []nodeopcua.Op{
+		{"op": "call", "path": "Pump/Firmware/Open", "namespace": ns, "inputs": []map[string]any{{"dataType": "Byte", "value": 2 | 4}}},
+		{"op": "call", "path": "Pump/Firmware/Write", "namespace": ns, "inputs": []any{handle,
+			map[string]any{"dataType": "ByteString", "value": base64.StdEncoding.EncodeToString(image[:8])}}},
+		{"op": "call", "path": "Pump/Firmware/Write", "namespace": ns, "inputs": []any{handle,
+			map[string]any{"dataType": "ByteString", "value": base64.StdEncoding.EncodeToString(image[8:])}}},
+		{"op": "read", "path": "Pump/Firmware/Size", "namespace": ns},
+		{"op": "call", "path": "Pump/Firmware/Close", "namespace": ns, "inputs": []any{handle}},
+	})
+	for _, r := range res {
+		t.Logf("%+v", r)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, i := range []int{0, 1, 2, 4} {
+		if res[i].StatusCode != "Good" {
+			t.Errorf("op %d: %+v", i, res[i])
+		}
+	}
+	if res[3].Value != "0" {
+		t.Errorf("Size before Close: %v, want 0 (nothing committed yet)", res[3].Value)
+	}
+	if got := plc.FileContents(); !bytes.Equal(got, image) || plc.FileCommits() != 1 {
+		t.Errorf("program after Close: %q, %d commits", got, plc.FileCommits())
 	}
 }

@@ -4,7 +4,8 @@
 // anonymous users) whose address space is a process model that behaves like
 // plant equipment, updated by a ticker ([TickInterval]) or by [PLC.Step]. It
 // counts what reaches it ([PLC.Counters], [PLC.WritesTo], [PLC.Calls]) and
-// keeps what clients write into its FileType object ([PLC.FileContents]).
+// keeps the program clients load into its FileType object
+// ([PLC.FileContents], [PLC.FileCommits]).
 //
 // The package is an independent oracle for brana: it imports nothing from
 // brana, so a bug in brana's OPC UA handling cannot hide behind the same bug
@@ -113,6 +114,11 @@
 // write, 4 erase existing, 8 append. A write handle is exclusive
 // (Bad_NotWritable while any handle is open); handles are shared by all
 // sessions; the file holds at most [MaxFileSize] bytes.
+//
+// The Firmware file is the PLC's program. What a write handle writes is
+// staged and replaces the contents only when that handle is closed (one
+// commit); until then readers, Size and [PLC.FileContents] see the old
+// program, and a transfer whose Close never arrives changes nothing.
 //
 // Writes take a scalar of exactly the variable's data type (else
 // Bad_TypeMismatch) within its range (else Bad_OutOfRange), on the Value

@@ -1,6 +1,8 @@
 package opcuasim
 
 import (
+	"slices"
+
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
 )
@@ -32,16 +34,20 @@ var fileTypeMethods = map[uint32]string{
 }
 
 // file is a FileType object that keeps its contents in memory. Handles are
-// shared by all sessions.
+// shared by all sessions. Like a PLC taking a program download, it stages
+// what a write handle writes and makes it the contents only when that handle
+// is closed, so a transfer that never reaches Close leaves the old program.
 type file struct {
 	data    []byte
+	commits int // closes of write handles
 	handles map[uint32]*fileHandle
 	next    uint32
 }
 
 type fileHandle struct {
-	mode byte
-	pos  uint64
+	mode  byte
+	pos   uint64
+	stage []byte // write handles: the contents as they will be on Close
 }
 
 func (f *file) writer() bool {
@@ -93,12 +99,15 @@ func (f *file) open(in []*ua.Variant) ([]*ua.Variant, ua.StatusCode) {
 	case len(f.handles) >= MaxFileHandles:
 		return nil, ua.StatusBadResourceUnavailable
 	}
-	if mode&FileModeEraseExisting != 0 {
-		f.data = nil
-	}
 	h := &fileHandle{mode: mode}
+	if mode&FileModeWrite != 0 {
+		h.stage = []byte{}
+		if mode&FileModeEraseExisting == 0 {
+			h.stage = slices.Clone(f.data)
+		}
+	}
 	if mode&FileModeAppend != 0 {
-		h.pos = uint64(len(f.data))
+		h.pos = uint64(len(h.stage))
 	}
 	f.next++
 	if f.next == 0 {
@@ -118,11 +127,15 @@ func (f *file) handle(v *ua.Variant) (uint32, *fileHandle, ua.StatusCode) {
 }
 
 func (f *file) close(in []*ua.Variant) ([]*ua.Variant, ua.StatusCode) {
-	hid, _, st := f.handle(in[0])
+	hid, h, st := f.handle(in[0])
 	if st != ua.StatusOK {
 		return nil, st
 	}
 	delete(f.handles, hid)
+	if h.mode&FileModeWrite != 0 {
+		f.data = h.stage
+		f.commits++
+	}
 	return nil, ua.StatusOK
 }
 
@@ -138,10 +151,14 @@ func (f *file) read(in []*ua.Variant) ([]*ua.Variant, ua.StatusCode) {
 	case n < 0:
 		return nil, ua.StatusBadInvalidArgument
 	}
+	src := f.data
+	if h.mode&FileModeWrite != 0 {
+		src = h.stage // a read-write handle reads what it wrote
+	}
 	out := []byte{}
-	if h.pos < uint64(len(f.data)) {
-		end := min(uint64(len(f.data)), h.pos+uint64(n))
-		out = append(out, f.data[h.pos:end]...)
+	if h.pos < uint64(len(src)) {
+		end := min(uint64(len(src)), h.pos+uint64(n))
+		out = append(out, src[h.pos:end]...)
 		h.pos = end
 	}
 	return []*ua.Variant{ua.MustVariant(out)}, ua.StatusOK
@@ -160,10 +177,10 @@ func (f *file) write(in []*ua.Variant) ([]*ua.Variant, ua.StatusCode) {
 		return nil, ua.StatusBadResourceUnavailable
 	}
 	end := int(h.pos) + len(data)
-	if end > len(f.data) {
-		f.data = append(f.data, make([]byte, end-len(f.data))...)
+	if end > len(h.stage) {
+		h.stage = append(h.stage, make([]byte, end-len(h.stage))...)
 	}
-	copy(f.data[h.pos:], data)
+	copy(h.stage[h.pos:], data)
 	h.pos = uint64(end)
 	return nil, ua.StatusOK
 }
@@ -181,6 +198,10 @@ func (f *file) setPosition(in []*ua.Variant) ([]*ua.Variant, ua.StatusCode) {
 	if st != ua.StatusOK {
 		return nil, st
 	}
-	h.pos = min(in[1].Value().(uint64), uint64(len(f.data)))
+	size := len(f.data)
+	if h.mode&FileModeWrite != 0 {
+		size = len(h.stage)
+	}
+	h.pos = min(in[1].Value().(uint64), uint64(size))
 	return nil, ua.StatusOK
 }

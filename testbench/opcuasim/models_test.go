@@ -237,6 +237,47 @@ func TestFileModes(t *testing.T) {
 	}
 }
 
+// TestFileCommitOnClose: the Firmware file is the PLC's program. Writes
+// through a write handle are staged; the contents change only when that
+// handle is closed.
+func TestFileCommitOnClose(t *testing.T) {
+	p := newModel(t, "feeder")
+	call := func(method string, args ...any) *ua.CallMethodResult {
+		t.Helper()
+		res := invoke(p, "Feeder.Firmware."+method, args...)
+		if res.StatusCode != ua.StatusOK {
+			t.Fatalf("%s: %v", method, res.StatusCode)
+		}
+		return res
+	}
+	h := call("Open", byte(FileModeWrite)).OutputArguments[0].Value().(uint32)
+	call("Write", h, []byte("program v1"))
+	call("Close", h)
+	if got, n := p.FileContents(), p.FileCommits(); string(got) != "program v1" || n != 1 {
+		t.Fatalf("after the first Close: %q, %d commits", got, n)
+	}
+
+	h = call("Open", byte(FileModeWrite|FileModeEraseExisting)).OutputArguments[0].Value().(uint32)
+	call("Write", h, []byte("program v2"))
+	if got := p.FileContents(); string(got) != "program v1" {
+		t.Errorf("staged write shows before Close: %q", got)
+	}
+	if got := value(t, p, "Feeder.Firmware.Size"); got != uint64(10) {
+		t.Errorf("Size before Close: %v", got)
+	}
+	call("Close", h)
+	if got, n := p.FileContents(), p.FileCommits(); string(got) != "program v2" || n != 2 {
+		t.Fatalf("after the second Close: %q, %d commits", got, n)
+	}
+
+	// A transfer whose Close never comes changes nothing.
+	h = call("Open", byte(FileModeWrite|FileModeEraseExisting)).OutputArguments[0].Value().(uint32)
+	call("Write", h, []byte("tampered"))
+	if got, n := p.FileContents(), p.FileCommits(); string(got) != "program v2" || n != 2 {
+		t.Fatalf("without Close: %q, %d commits", got, n)
+	}
+}
+
 // TestArguments: every method's InputArguments and OutputArguments
 // properties describe what the Call handler checks.
 func TestArguments(t *testing.T) {

@@ -265,12 +265,21 @@ func (p *PLC) Value(path string) (v any, ok bool) {
 	return n.get(), true
 }
 
-// FileContents returns a copy of the bytes in the Firmware file, as written
-// so far through its FileType methods.
+// FileContents returns a copy of the committed contents of the Firmware file
+// (the PLC's program): what the last write handle held when it was closed.
+// Writes through a handle that is still open do not show here.
 func (p *PLC) FileContents() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.firmware.data)
+}
+
+// FileCommits returns how many write handles of the Firmware file were
+// closed, each replacing its contents.
+func (p *PLC) FileCommits() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firmware.commits
 }
 
 // Step advances the process model by dt and announces changed values to
