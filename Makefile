@@ -1,16 +1,30 @@
 # brana — build and test entry points. `make test` is what CI runs (.ci/run).
 GO      ?= go
 FUZZTIME ?= 10s
+# Stamped into gateway.Version and gateway.Commit by build-all; empty means
+# `git describe --tags --always --dirty` and the short commit.
+VERSION ?=
+COMMIT  ?=
 
-.PHONY: all build test test-deps vet unit fuzz bench demo screenshots
+.PHONY: all build build-all check-reproducible test test-deps vet unit test-arm fuzz bench demo screenshots
 
 all: build
 
 build:
 	$(GO) build -trimpath -o bin/brana ./cmd/brana
 
+# Static (CGO_ENABLED=0), reproducible binaries for the gateways in dist/:
+# brana-linux-amd64, -arm64, -armv7 and -armv6.
+build-all:
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" GO="$(GO)" ./scripts/build-all dist
+
+# build-all twice, the second time elsewhere with an empty build cache, and
+# compare the binaries. Several minutes, so not part of `make test`.
+check-reproducible:
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" GO="$(GO)" ./scripts/check-reproducible
+
 # Everything CI checks, installing what the tests need when it is missing.
-test: test-deps vet unit fuzz
+test: test-deps vet unit test-arm fuzz
 
 test-deps:
 	./scripts/install-test-deps
@@ -22,6 +36,11 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The pure-Go packages' tests as linux/arm64 and linux/arm (GOARM=7) binaries
+# under qemu-user, for 32-bit and alignment bugs; go vet ./... for 32-bit ARM.
+test-arm: test-deps
+	GO="$(GO)" ./scripts/test-arm
 
 # Each native fuzz target runs briefly; crashers land in testdata/fuzz and are committed.
 fuzz:

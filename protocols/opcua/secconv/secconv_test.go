@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -761,10 +762,18 @@ func TestAssemblerMaxMessageSize(t *testing.T) {
 }
 
 func TestAssemblerCheckDoesNotWrap(t *testing.T) {
-	// Sizes past 4 GiB must not wrap to below the limit.
+	// Sizes past 4 GiB (where int has 64 bits) and sums of lengths that
+	// wrapped negative (where it has 32) must not pass below the limit.
 	a := Assembler{MaxMessageSize: 10}
-	if err := a.check(1<<32+5, 1); err == nil {
-		t.Fatal("4 GiB + 5 passed a limit of 10")
+	sizes := []int{-1, math.MinInt + 5}
+	if strconv.IntSize == 64 {
+		big := uint64(1)<<32 + 5 // a variable: the constant overflows a 32-bit int
+		sizes = append(sizes, int(big))
+	}
+	for _, size := range sizes {
+		if err := a.check(size, 1); err == nil {
+			t.Fatalf("size %d passed a limit of 10", size)
+		}
 	}
 }
 
