@@ -191,8 +191,7 @@ targets:
       file: 1
       commit: {table: holding, address: 9000}
 admin:
-  accounts: `+approverAccounts(t, dir)+`
-`+writeManifest(t, dir, img)+partiesYAML+`
+  accounts: `+approverAccounts(t, dir)+"\n"+writeManifest(t, dir, img)+partiesYAML+`
 rules:
   - name: vendor-program
     parties: [engineering]
@@ -266,19 +265,9 @@ func TestFirmwareOPCUATransfer(t *testing.T) {
 	dir := t.TempDir()
 	img := testImage(3000, 0xa5)
 	bad := tampered(img)
-	gw := gwtest.Start(t, configHead+`
-listeners:
-  - name: opc-lab
-    protocol: opcua
-    address: 127.0.0.1:0
-    target: line-opc
-targets:
-  - name: line-opc
-    protocol: opcua
-    endpoint: `+plc.Endpoint()+`
+	gw := gwtest.Start(t, configHead+opcuaLab(plc.Endpoint(), "")+`
 admin:
-  accounts: `+approverAccounts(t, dir)+`
-`+writeManifest(t, dir, img)+partiesYAML+opcuaRules("monitoring", "line-opc", ns)+`
+  accounts: `+approverAccounts(t, dir)+"\n"+writeManifest(t, dir, img)+partiesYAML+opcuaRules("monitoring", "line-opc", ns)+`
   - name: opc-firmware
     parties: [monitoring]
     targets: [line-opc]

@@ -159,17 +159,7 @@ func (u *uaConn) response() ua.Response {
 // logged as invalid without reaching the PLC, and the gateway keeps serving.
 func TestOPCUAMalformedMessages(t *testing.T) {
 	plc := startOPCUAPLC(t)
-	gw := gwtest.Start(t, configHead+`
-listeners:
-  - name: opc-lab
-    protocol: opcua
-    address: 127.0.0.1:0
-    target: line-opc
-targets:
-  - name: line-opc
-    protocol: opcua
-    endpoint: `+plc.Endpoint()+`
-`+partiesYAML+opcuaRules("monitoring", "line-opc", plc.NamespaceURI()))
+	gw := gwtest.Start(t, configHead+opcuaLab(plc.Endpoint(), "")+partiesYAML+opcuaRules("monitoring", "line-opc", plc.NamespaceURI()))
 	addr := gw.Addr("opc-lab").String()
 
 	t.Run("http-instead-of-hello", func(t *testing.T) {
@@ -275,18 +265,7 @@ targets:
 // the next session works. gopcua is the client here.
 func TestOPCUADeadPLC(t *testing.T) {
 	plcAddr := freeAddr(t)
-	gw := gwtest.Start(t, configHead+`
-listeners:
-  - name: opc-lab
-    protocol: opcua
-    address: 127.0.0.1:0
-    target: line-opc
-targets:
-  - name: line-opc
-    protocol: opcua
-    endpoint: opc.tcp://`+plcAddr+`
-    timeout: 1s
-`+partiesYAML+opcuaRules("monitoring", "line-opc", "urn:brana:testbench:feeder"))
+	gw := gwtest.Start(t, configHead+opcuaLab("opc.tcp://"+plcAddr, "    timeout: 1s\n")+partiesYAML+opcuaRules("monitoring", "line-opc", "urn:brana:testbench:feeder"))
 	endpoint := "opc.tcp://" + gw.Addr("opc-lab").String()
 	connect := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -32,6 +32,21 @@ func startOPCUAPLC(t *testing.T) *opcuasim.PLC {
 	return plc
 }
 
+// opcuaLab is the config of an OPC UA loopback listener opc-lab in front of
+// target line-opc at endpoint; targetExtra adds lines to the target.
+func opcuaLab(endpoint, targetExtra string) string {
+	return `
+listeners:
+  - name: opc-lab
+    protocol: opcua
+    address: 127.0.0.1:0
+    target: line-opc
+targets:
+  - name: line-opc
+    protocol: opcua
+    endpoint: ` + endpoint + "\n" + targetExtra
+}
+
 // opcuaRules lets party read everything (its own namespace and namespace 0,
 // which every client browses and reads on connect) and write one setting.
 func opcuaRules(party, target, ns string) string {
@@ -135,17 +150,7 @@ func TestOPCUALoopbackListener(t *testing.T) {
 	nodeopcua.Require(t)
 	plc := startOPCUAPLC(t)
 	ns := plc.NamespaceURI()
-	gw := gwtest.Start(t, configHead+`
-listeners:
-  - name: opc-lab
-    protocol: opcua
-    address: 127.0.0.1:0
-    target: line-opc
-targets:
-  - name: line-opc
-    protocol: opcua
-    endpoint: `+plc.Endpoint()+`
-`+partiesYAML+opcuaRules("monitoring", "line-opc", ns))
+	gw := gwtest.Start(t, configHead+opcuaLab(plc.Endpoint(), "")+partiesYAML+opcuaRules("monitoring", "line-opc", ns))
 	endpoint := "opc.tcp://" + gw.Addr("opc-lab").String()
 	res := runNode(t, endpoint, opcuaServiceOps(ns), 60*time.Second)
 	checkOPCUAServices(t, plc, res)
@@ -178,17 +183,7 @@ func TestOPCUASubscriptionLastsAMinute(t *testing.T) {
 	vendor := newSSHVendor(t)
 	plc := startOPCUAPLC(t)
 	ns := plc.NamespaceURI()
-	gw := gwtest.Start(t, configHead+`
-listeners:
-  - name: opc-lab
-    protocol: opcua
-    address: 127.0.0.1:0
-    target: line-opc
-targets:
-  - name: line-opc
-    protocol: opcua
-    endpoint: `+plc.Endpoint()+`
-    timeout: 2s
+	gw := gwtest.Start(t, configHead+opcuaLab(plc.Endpoint(), "    timeout: 2s\n")+`
 ssh:
   listen: 127.0.0.1:0
 `+strings.Replace(partiesYAML, "parties:\n", `parties:
@@ -370,8 +365,7 @@ targets:
     security_policy: Basic256Sha256
     security_mode: SignAndEncrypt
     username: `+srv.User()+`
-    password_file: `+filepath.Join(dir, "plc.pw")+`
-`+partiesYAML+`
+    password_file: `+filepath.Join(dir, "plc.pw")+partiesYAML+`
 rules:
   - name: opc-read
     parties: [monitoring]
@@ -531,17 +525,7 @@ func TestOPCUABrowsePathRule(t *testing.T) {
 	ns := plc.NamespaceURI()
 	rules := strings.Replace(opcuaRules("monitoring", "line-opc", ns), `nodes: ["s=Feeder.Protection.OvercurrentPickup"]`,
 		`paths: ["Feeder/Protection/*"]`, 1)
-	gw := gwtest.Start(t, configHead+`
-listeners:
-  - name: opc-lab
-    protocol: opcua
-    address: 127.0.0.1:0
-    target: line-opc
-targets:
-  - name: line-opc
-    protocol: opcua
-    endpoint: `+plc.Endpoint()+`
-`+partiesYAML+rules)
+	gw := gwtest.Start(t, configHead+opcuaLab(plc.Endpoint(), "")+partiesYAML+rules)
 	res := runNode(t, "opc.tcp://"+gw.Addr("opc-lab").String(), []nodeopcua.Op{
 		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Protection.TimeDelay", "dataType": "Double", "value": 2},
 		{"op": "write", "nodeId": "nsu=" + ns + ";s=Feeder.Simulation.LoadCurrent", "dataType": "Double", "value": 100},

@@ -108,17 +108,7 @@ func TestSupervisedModbus(t *testing.T) {
 func TestSupervisedOPCUA(t *testing.T) {
 	plc := startOPCUAPLC(t)
 	ns := plc.NamespaceURI()
-	gw := gwtest.Start(t, supervise(t, configHead+`
-listeners:
-  - name: opc-lab
-    protocol: opcua
-    address: 127.0.0.1:0
-    target: line-opc
-targets:
-  - name: line-opc
-    protocol: opcua
-    endpoint: `+plc.Endpoint()+`
-`+partiesYAML+opcuaRules("monitoring", "line-opc", ns), "    networks: [127.0.0.1/32]\n"))
+	gw := gwtest.Start(t, supervise(t, configHead+opcuaLab(plc.Endpoint(), "")+partiesYAML+opcuaRules("monitoring", "line-opc", ns), "    networks: [127.0.0.1/32]\n"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
