@@ -452,35 +452,16 @@ func (c *channel) send(reqID uint32, resp ua.Response) {
 	}
 	if max := c.hello.MaxMessageSize; max != 0 && uint32(len(body)) > max {
 		h := resp.Header()
-		body, _ = opcua.EncodeResponse(nil, &ua.ServiceFault{ResponseHeader: &ua.ResponseHeader{Timestamp: time.Now(),
-			RequestHandle: h.RequestHandle, ServiceResult: ua.StatusBadResponseTooLarge, ServiceDiagnostics: &ua.DiagnosticInfo{},
-			AdditionalHeader: ua.NewExtensionObject(nil)}})
+		body = tooLarge(h.RequestHandle)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	var out []byte
-	if t := c.sendTok; t.sym != nil {
-		out, err = t.sym.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, body,
-			c.limits.SendBufferSize, c.hello.MaxChunkCount)
-	} else {
-		out, err = secconv.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, body,
-			c.limits.SendBufferSize, c.hello.MaxChunkCount)
-	}
+	out, err := c.appendMessageLocked(reqID, body)
 	if err != nil {
 		// Too big for the client's chunk limits: it gets a fault saying
 		// so rather than no answer.
 		c.s.d.Log.Warn("opc ua response too large for the client", "err", err)
-		fault, _ := opcua.EncodeResponse(nil, &ua.ServiceFault{ResponseHeader: &ua.ResponseHeader{Timestamp: time.Now(),
-			RequestHandle: resp.Header().RequestHandle, ServiceResult: ua.StatusBadResponseTooLarge, ServiceDiagnostics: &ua.DiagnosticInfo{},
-			AdditionalHeader: ua.NewExtensionObject(nil)}})
-		if t := c.sendTok; t.sym != nil {
-			out, err = t.sym.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, fault,
-				c.limits.SendBufferSize, c.hello.MaxChunkCount)
-		} else {
-			out, err = secconv.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, fault,
-				c.limits.SendBufferSize, c.hello.MaxChunkCount)
-		}
-		if err != nil {
+		if out, err = c.appendMessageLocked(reqID, tooLarge(resp.Header().RequestHandle)); err != nil {
 			return
 		}
 	}
@@ -488,6 +469,25 @@ func (c *channel) send(reqID uint32, resp ua.Response) {
 		c.wbuf = out[:0]
 	}
 	c.writeLocked(out)
+}
+
+// tooLarge is the encoded fault for a response the client cannot take.
+func tooLarge(handle uint32) []byte {
+	b, _ := opcua.EncodeResponse(nil, &ua.ServiceFault{ResponseHeader: &ua.ResponseHeader{Timestamp: time.Now(),
+		RequestHandle: handle, ServiceResult: ua.StatusBadResponseTooLarge, ServiceDiagnostics: &ua.DiagnosticInfo{},
+		AdditionalHeader: ua.NewExtensionObject(nil)}})
+	return b
+}
+
+// appendMessageLocked frames body as MSG chunks under the send token,
+// secured when the channel is. The caller holds wmu.
+func (c *channel) appendMessageLocked(reqID uint32, body []byte) ([]byte, error) {
+	if t := c.sendTok; t.sym != nil {
+		return t.sym.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, t.id, &c.seq, reqID, body,
+			c.limits.SendBufferSize, c.hello.MaxChunkCount)
+	}
+	return secconv.AppendMessage(c.wbuf[:0], secconv.TypeMessage, c.chanID, c.sendTok.id, &c.seq, reqID, body,
+		c.limits.SendBufferSize, c.hello.MaxChunkCount)
 }
 
 func (c *channel) write(b []byte) error {
