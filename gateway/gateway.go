@@ -32,6 +32,7 @@ import (
 	"github.com/brana-ot/brana/gateway/modbustarget"
 	"github.com/brana-ot/brana/gateway/opcuarelay"
 	"github.com/brana-ot/brana/gateway/opcuatarget"
+	"github.com/brana-ot/brana/gateway/sdnotify"
 	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/gateway/sshlink"
 	"github.com/brana-ot/brana/policy"
@@ -427,7 +428,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// Every listener was bound in New and now has its server.
+	stopNotify := g.notifySystemd(ctx, sdnotify.FromEnv())
 	wg.Wait()
+	stopNotify()
 	stopApprovals()
 	apWG.Wait()
 	close(errs)

@@ -21,6 +21,7 @@ import (
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/demo"
+	"github.com/brana-ot/brana/gateway/journal"
 	"github.com/brana-ot/brana/policy"
 	"github.com/brana-ot/brana/policy/geoip"
 	"github.com/brana-ot/brana/protocols/modbus"
@@ -130,6 +131,11 @@ func logger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
+	}
+	// Under systemd, standard error goes to the journal: records carry their
+	// syslog priority and leave the time stamp to the journal.
+	if f, ok := w.(*os.File); ok && journal.Attached(f) {
+		return slog.New(journal.New(w, l))
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
