@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -57,6 +58,11 @@ func (l *Log) compressLoop() {
 
 func compressFile(path string) error {
 	in, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, gzErr := os.Stat(path + gzExt); gzErr == nil {
+			return nil // queued twice and already done
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,6 +81,13 @@ func Segments(dir string) ([]Segment, error) {
 // Open returns a reader of the segment's uncompressed bytes.
 func (s Segment) Open() (io.ReadCloser, error) {
 	f, err := os.Open(s.Path)
+	if !s.Compressed && errors.Is(err, fs.ErrNotExist) {
+		// Compressed since it was listed: the .gz is complete and synced
+		// before the original is removed.
+		if gz, gzErr := os.Open(s.Path + gzExt); gzErr == nil {
+			f, err, s.Compressed = gz, nil, true
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
