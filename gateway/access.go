@@ -116,7 +116,7 @@ func (g *Gateway) Health() any {
 		"sessions": g.sessions.Len(),
 		"policy":   g.policy.Load().Digest(),
 		"audit":    h,
-		"ok":       h.Err == "" && !h.SpaceLow,
+		"ok":       h.Err == "" && !h.SpaceLow && !h.Stalled,
 	}
 	if b := g.juris.bundle; b != nil {
 		out["bundle"] = map[string]any{"serial": b.Serial, "expires": b.Expires, "expired": g.juris.expired(time.Now())}

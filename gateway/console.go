@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brana-ot/brana/gateway/adminapi"
+	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/console"
 	"github.com/brana-ot/brana/gateway/targethealth"
 )
@@ -31,7 +32,7 @@ func (g *Gateway) openConsole() error {
 			return fmt.Errorf("gateway: console: %w", err)
 		}
 	}
-	cert, fp, created, err := console.LoadOrCreateCertificate(cc.Certificate, consoleHosts(cc.Listen, cc.Hosts))
+	cert, fp, created, err := ConsoleCertificate(g.cfg)
 	if err != nil {
 		return fmt.Errorf("gateway: console: %w", err)
 	}
@@ -71,6 +72,15 @@ func (g *Gateway) openConsole() error {
 	}
 	log.Info("engineer console", "url", "https://"+ln.Addr().String(), "certificate", cc.Certificate, "sha256", fp)
 	return nil
+}
+
+// ConsoleCertificate loads the console's certificate, or makes a
+// self-signed one at first start (openConsole, `brana init`) for the names
+// consoleHosts gives. fp is its SHA-256 fingerprint; created reports a new
+// certificate.
+func ConsoleCertificate(cfg *config.Config) (cert tls.Certificate, fp string, created bool, err error) {
+	cc := cfg.Console
+	return console.LoadOrCreateCertificate(cc.Certificate, consoleHosts(cc.Listen, cc.Hosts))
 }
 
 // consoleHosts are the names a generated certificate covers: loopback, the

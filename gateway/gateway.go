@@ -28,6 +28,7 @@ import (
 	"github.com/brana-ot/brana/gateway/auditexport"
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/mbtls"
+	"github.com/brana-ot/brana/gateway/metrics"
 	"github.com/brana-ot/brana/gateway/modbusrelay"
 	"github.com/brana-ot/brana/gateway/modbustarget"
 	"github.com/brana-ot/brana/gateway/opcuarelay"
@@ -79,6 +80,11 @@ type Gateway struct {
 	consoleSrv *http.Server
 	consoleLn  net.Listener
 	consoleFP  string // SHA-256 fingerprint of the console's certificate
+
+	metrics    *metrics.Set // counted always, served on metrics.listen
+	metricsSrv *http.Server
+	metricsLn  net.Listener
+	serving    atomic.Bool // every listener has its server, for /healthz
 }
 
 func protected(fwds []*auditexport.Forwarder) func() uint64 {
@@ -100,7 +106,7 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	var boot [4]byte
 	rand.Read(boot[:])
 	g = &Gateway{cfg: cfg, log: log, bootID: hex.EncodeToString(boot[:]), targets: make(map[string]*modbustarget.Target),
-		sessions: sessions.NewRegistry(), juris: j}
+		sessions: sessions.NewRegistry(), juris: j, metrics: metrics.New(Version, Commit)}
 	g.policy.Store(pol)
 	g.loadFirmware(cfg)
 	// "return nil, err" clears g before deferred calls run: close what was built.
@@ -123,15 +129,12 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		}
 		g.exporters = append(g.exporters, f)
 	}
-	key, created, err := audit.LoadOrCreateKey(SigningKeyPath(cfg))
+	key, created, err := AuditKey(cfg)
 	if err != nil {
 		return nil, err
 	}
 	pub := key.Public().(ed25519.PublicKey)
 	if created {
-		if err := os.WriteFile(PublicKeyPath(cfg), audit.PublicKeyPEM(pub), 0o644); err != nil {
-			return nil, fmt.Errorf("gateway: writing audit public key: %w", err)
-		}
 		log.Info("generated the audit checkpoint signing key; keep a copy of its public key away from this gateway",
 			"key", SigningKeyPath(cfg), "public_key", PublicKeyPath(cfg), "key_id", audit.KeyID(pub))
 	}
@@ -148,6 +151,8 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 		MinFreeBytes:       uint64(cfg.Audit.MinFree),
 		Protected:          protected(g.exporters),
 		Log:                log.With("part", "audit"),
+		BatchRecords:       g.metrics.AuditBatch(),
+		SyncSeconds:        g.metrics.AuditSync(),
 	})
 	if err != nil {
 		return nil, err
@@ -175,8 +180,10 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	if err := g.openApprovals(); err != nil {
 		return nil, err
 	}
+	g.instrument()
 	deps := modbusrelay.Deps{Policy: &g.policy, Targets: g.targets, Audit: g.audit, Log: log, BootID: g.bootID, Sessions: g.sessions,
-		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo, Manifest: &g.manifest, MaxImage: int64(cfg.Firmware.MaxImage)}
+		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo, Manifest: &g.manifest, MaxImage: int64(cfg.Firmware.MaxImage),
+		Metrics: g.modbusMetrics()}
 	if cfg.SSH.Enabled() {
 		v, err := newVendorSSH(g, deps)
 		if err != nil {
@@ -227,6 +234,9 @@ func New(cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
 	if err := g.openConsole(); err != nil {
 		return nil, err
 	}
+	if err := g.openMetrics(); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -271,6 +281,22 @@ func SigningKeyPath(cfg *config.Config) string {
 // PublicKeyPath is where the checkpoint key's public half is written at first start.
 func PublicKeyPath(cfg *config.Config) string {
 	return strings.TrimSuffix(SigningKeyPath(cfg), ".pem") + ".pub.pem"
+}
+
+// AuditKey loads the audit checkpoint signing key, or makes it at first
+// start (New, `brana init`), and writes its public half to PublicKeyPath
+// when that file is missing. created reports a new key.
+func AuditKey(cfg *config.Config) (key ed25519.PrivateKey, created bool, err error) {
+	key, created, err = audit.LoadOrCreateKey(SigningKeyPath(cfg))
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := os.Stat(PublicKeyPath(cfg)); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(PublicKeyPath(cfg), audit.PublicKeyPEM(key.Public().(ed25519.PublicKey)), 0o644); err != nil {
+			return nil, false, fmt.Errorf("gateway: writing audit public key: %w", err)
+		}
+	}
+	return key, created, nil
 }
 
 // Addr returns the bound address of the named listener, or nil.
@@ -403,6 +429,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		apWG.Add(1)
 		go func() { defer apWG.Done(); g.serveConsole(apCtx) }()
 	}
+	if g.metricsSrv != nil {
+		apWG.Add(1)
+		go func() { defer apWG.Done(); g.serveMetrics(apCtx) }()
+	}
 	go func() {
 		defer apWG.Done()
 		if err := adminapi.ServeListener(apCtx, g.adminLn, g.admin); err != nil && !errors.Is(err, context.Canceled) {
@@ -429,8 +459,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}()
 	}
 	// Every listener was bound in New and now has its server.
+	g.serving.Store(true)
+	stopServing := context.AfterFunc(ctx, func() { g.serving.Store(false) })
 	stopNotify := g.notifySystemd(ctx, sdnotify.FromEnv())
 	wg.Wait()
+	stopServing()
+	g.serving.Store(false)
 	stopNotify()
 	stopApprovals()
 	apWG.Wait()
@@ -472,6 +506,9 @@ func (g *Gateway) close() {
 	}
 	if g.consoleLn != nil {
 		g.consoleLn.Close()
+	}
+	if g.metricsLn != nil {
+		g.metricsLn.Close()
 	}
 	if g.sshLn != nil {
 		g.sshLn.Close()

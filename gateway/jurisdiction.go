@@ -186,21 +186,32 @@ func (j *jurisdiction) close() {
 // the data directory). A clock that went back (a Pi without a battery-backed
 // clock before NTP) cannot be trusted for review dates and expiries.
 func checkClock(dataDir string, log *slog.Logger) bool {
-	path := filepath.Join(dataDir, "last-seen")
 	now := time.Now()
-	trusted := true
-	if b, err := os.ReadFile(path); err == nil {
-		if last, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b))); err == nil && now.Before(last.Add(-time.Minute)) {
-			trusted = false
-			log.Error("the system clock is earlier than the last time brana saw; time-dependent decisions are treated as unknown",
-				"now", now.Format(time.RFC3339), "last_seen", last.Format(time.RFC3339))
-		}
+	last, behind := ClockBehind(dataDir, now)
+	if behind {
+		log.Error("the system clock is earlier than the last time brana saw; time-dependent decisions are treated as unknown",
+			"now", now.Format(time.RFC3339), "last_seen", last.Format(time.RFC3339))
+		return false
 	}
-	if trusted {
-		os.MkdirAll(dataDir, 0o750)
-		os.WriteFile(path, []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o640)
+	os.MkdirAll(dataDir, 0o750)
+	os.WriteFile(filepath.Join(dataDir, "last-seen"), []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o640)
+	return true
+}
+
+// ClockBehind reads the latest time brana has seen on this gateway
+// (DATA_DIR/last-seen; zero when there is none) and reports whether now is
+// more than a minute earlier: then the gateway does not trust the clock, and
+// treats time-dependent decisions as unknown. It only reads.
+func ClockBehind(dataDir string, now time.Time) (last time.Time, behind bool) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "last-seen"))
+	if err != nil {
+		return time.Time{}, false
 	}
-	return trusted
+	last, err = time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return last, now.Before(last.Add(-time.Minute))
 }
 
 // copyDir replaces dst with a copy of the regular files in src.

@@ -38,6 +38,7 @@ func (m *modbusTLS) Identify(cert *x509.Certificate, role string) (*policy.Party
 func (m *modbusTLS) Refused(src, what, reason string) {
 	m.g.audit.Append(context.Background(), &audit.Record{Type: audit.SessionRefused, Source: src, Listener: m.name,
 		Unit: -1, Func: -1, Sub: -1, Decision: "deny", Reason: what, Detail: reason})
+	m.g.modbusMetrics().SessionRefused()
 }
 
 func (m *modbusTLS) Serve(ctx context.Context, conn net.Conn, id mbtls.Identity) {

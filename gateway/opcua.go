@@ -60,6 +60,18 @@ func OPCUAServerIdentity(cfg *config.Config, path string) (id opcuatrust.Identit
 	return opcuatrust.LoadOrCreateIdentity(path, "urn:brana:"+host+":server", dns, ips)
 }
 
+// OPCUAClientIdentity loads brana's application certificate and key
+// towards OPC UA PLCs, or makes it at first start (the first OPC UA target,
+// `brana init`): application URI urn:brana:HOST:client.
+func OPCUAClientIdentity(cfg *config.Config) (id opcuatarget.Identity, created bool, err error) {
+	host, _ := os.Hostname()
+	return opcuatrust.LoadOrCreateIdentity(OPCUAClientCertPath(cfg), "urn:brana:"+host+":client", []string{host}, nil)
+}
+
+// OPCUASecured reports whether an OPC UA listener offers a policy other
+// than None, and so presents brana's server certificate.
+func OPCUASecured(lc config.Listener) bool { return !(len(lc.Policies) == 1 && lc.OffersNone()) }
+
 // openOPCUATargets loads brana's OPC UA identity and builds the OPC UA
 // targets. Nothing is dialled until a vendor session needs it.
 func (g *Gateway) openOPCUATargets() error {
@@ -70,8 +82,7 @@ func (g *Gateway) openOPCUATargets() error {
 			continue
 		}
 		if g.opcuaID.Key == nil {
-			host, _ := os.Hostname()
-			id, created, err := opcuatrust.LoadOrCreateIdentity(OPCUAClientCertPath(cfg), "urn:brana:"+host+":client", []string{host}, nil)
+			id, created, err := OPCUAClientIdentity(cfg)
 			if err != nil {
 				return err
 			}
@@ -99,7 +110,7 @@ func (g *Gateway) openOPCUATargets() error {
 
 func (g *Gateway) opcuaDeps() opcuarelay.Deps {
 	d := opcuarelay.Deps{Policy: &g.policy, Audit: g.audit, Log: g.log, BootID: g.bootID, Sessions: g.sessions,
-		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo}
+		Admit: g.admit, Approvals: g.approvals, PartyInfo: partyInfo, Metrics: g.opcuaMetrics()}
 	if g.cfg.Firmware.Enabled() {
 		// FileType transfers are checked against the manifest only when one
 		// is configured; without, program-class grants alone decide.
@@ -113,7 +124,7 @@ func (g *Gateway) opcuaDeps() opcuarelay.Deps {
 // secured endpoint with its certificate, trust list and users.
 func (g *Gateway) listenOPCUA(lc config.Listener) error {
 	opt := opcuarelay.Options{Name: lc.Name, MaxConnections: lc.MaxConnections, IdleTimeout: lc.IdleTimeout.D()}
-	if !(len(lc.Policies) == 1 && lc.OffersNone()) {
+	if OPCUASecured(lc) {
 		sec, err := g.opcuaSecurity(lc)
 		if err != nil {
 			return err

@@ -77,6 +77,7 @@ func (g *Gateway) reload(next *config.Config) error {
 		{"approvals", cur.Approvals, next.Approvals},
 		{"admin", cur.Admin, next.Admin},
 		{"console", cur.Console, next.Console},
+		{"metrics", cur.Metrics, next.Metrics},
 	} {
 		if !reflect.DeepEqual(part.old, part.new) {
 			return fmt.Errorf("%w: the %s section changed; restart brana to apply it", ErrNeedsRestart, part.name)

@@ -219,6 +219,7 @@ func (v *vendorSSH) Refused(src netip.AddrPort, id *sshlink.Identity, what, reas
 		rec.Detail = reason + " (" + id.Via() + ")"
 	}
 	v.g.audit.Append(context.Background(), rec)
+	v.g.metrics.SessionsRefused("ssh").Inc()
 }
 
 // Event writes ssh.open, ssh.close, channel.* records.

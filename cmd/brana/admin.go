@@ -36,9 +36,16 @@ import (
 	"github.com/brana-ot/brana/gateway/sessions"
 )
 
-const defaultSocket = "/var/lib/brana/admin.sock"
+// The admin socket where the packaged config puts it (the systemd unit's
+// runtime folder), and the gateway's default in the packaged data folder,
+// used when only it exists.
+const (
+	defaultSocket = "/run/brana/admin.sock"
+	dataSocket    = "/var/lib/brana/admin.sock"
+)
 
-const adminFlagsUsage = `common flags: --socket PATH (env BRANA_SOCKET, default ` + defaultSocket + `),
+const adminFlagsUsage = `common flags: --socket PATH (env BRANA_SOCKET, default ` + defaultSocket + `, or
+              ` + dataSocket + ` when only that exists),
               --user NAME (env BRANA_USER), --json; the password comes from
               env BRANA_PASSWORD or is asked on the terminal (never a flag)
 `
@@ -77,12 +84,22 @@ func newAdminFlags(name string, stderr io.Writer) (*flag.FlagSet, *adminFlags) {
 	af := &adminFlags{}
 	socket := os.Getenv("BRANA_SOCKET")
 	if socket == "" {
-		socket = defaultSocket
+		socket = socketDefault(defaultSocket, dataSocket)
 	}
 	fs.StringVar(&af.socket, "socket", socket, "admin API socket (env BRANA_SOCKET)")
 	fs.StringVar(&af.user, "user", os.Getenv("BRANA_USER"), "account name (env BRANA_USER)")
 	fs.BoolVar(&af.json, "json", false, "print the API's JSON")
 	return fs, af
+}
+
+// socketDefault is preferred, unless it does not exist and fallback does.
+func socketDefault(preferred, fallback string) string {
+	if _, err := os.Stat(preferred); err != nil {
+		if _, err := os.Stat(fallback); err == nil {
+			return fallback
+		}
+	}
+	return preferred
 }
 
 // parseInterspersed parses flags that may come before or after positional arguments.

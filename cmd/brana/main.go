@@ -32,6 +32,8 @@ import (
 const usage = `brana — remote-access gateway for industrial control systems
 
 Usage:
+  brana init [-c FILE] [--engineer NAME] [--password-stdin] [--user brana] [--force]
+                             first-start set-up: config, keys, certificates, the first engineer account
   brana run -c FILE          run the gateway
   brana check -c FILE        validate config and policy without starting (exit 1 on error)
   brana demo                 simulated PLCs and a gateway on loopback, with instructions
@@ -84,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(ctx, args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "init":
+		return cmdInit(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "testbench":

@@ -163,9 +163,19 @@ func (a *Accounts) read(mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("accounts: %w", err)
 	}
+	m, err := parseFile(a.path, data)
+	if err != nil {
+		return err
+	}
+	a.set(m)
+	return nil
+}
+
+// parseFile decodes and checks the bytes of an accounts file.
+func parseFile(path string, data []byte) (map[string]*account, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return fmt.Errorf("accounts: %s: %v", a.path, err)
+		return nil, fmt.Errorf("accounts: %s: %v", path, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -173,17 +183,16 @@ func (a *Accounts) read(mode os.FileMode) error {
 	if err := dec.Decode(&f); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		msg = unknownKey.ReplaceAllString(msg, `unknown key "$1"`)
-		return fmt.Errorf("accounts: %s: %s", a.path, msg)
+		return nil, fmt.Errorf("accounts: %s: %s", path, msg)
 	}
 	m, problems := parseAccounts(f.Accounts, accountLines(&root))
 	if len(problems) > 0 {
 		for i, p := range problems {
-			problems[i] = a.path + ":" + p
+			problems[i] = path + ":" + p
 		}
-		return errors.New("accounts: " + strings.Join(problems, "\n"))
+		return nil, errors.New("accounts: " + strings.Join(problems, "\n"))
 	}
-	a.set(m)
-	return nil
+	return m, nil
 }
 
 // accountLines finds the line of each entry of the accounts list.

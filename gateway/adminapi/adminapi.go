@@ -54,6 +54,9 @@ func (c *Config) Check() []string {
 		return nil
 	}
 	if _, err := LoadAccounts(c.Accounts); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return []string{"accounts: " + c.Accounts + " does not exist yet: `brana init` makes it, with a first engineer account"}
+		}
 		return []string{"accounts: " + strings.TrimPrefix(err.Error(), "accounts: ")}
 	}
 	return nil

@@ -77,7 +77,15 @@ type Options struct {
 	MinFreeBytes       uint64             // [64 MiB] below this free space, SpaceLow reports true
 	Now                func() time.Time
 	Log                *slog.Logger
+
+	// Measurements for metrics; nil: not taken. A Prometheus histogram
+	// is an Observer.
+	BatchRecords Observer // records per write to the file
+	SyncSeconds  Observer // seconds per fdatasync
 }
+
+// Observer takes one measurement.
+type Observer interface{ Observe(float64) }
 
 func (o *Options) defaults() {
 	if o.SyncInterval <= 0 {
@@ -152,6 +160,10 @@ type Log struct {
 	head     []byte // checkpoint line to publish in HeadFile once synced
 
 	batches  atomic.Uint64 // writes, for the average batch size in metrics
+	openSeq  uint64        // seq when the log was opened: written-openSeq records were written since
+	flushAt  time.Time     // when the write in flight started, for Health().Stalled
+	writeErr uint64        // failed writes and fdatasyncs
+	refused  atomic.Uint64 // records Append or Enqueue refused with an error
 	spaceLow atomic.Bool
 	compress chan string
 	stop     chan struct{}
@@ -181,25 +193,27 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.durSeq, l.durHash, l.written, l.synced = l.seq, l.hash, l.seq, l.seq
+	l.openSeq = l.seq
 	l.ckptSeq, l.ckptTime = l.seq, opts.Now()
 	l.checkSpace()
 
 	l.wg.Add(2)
 	go l.syncLoop()
 	go l.compressLoop()
-	if repair != "" {
-		opts.Log.Warn("audit log repaired at start", "detail", repair)
-		if _, err := l.Append(context.Background(), &Record{Type: Gap, Unit: -1, Func: -1, Sub: -1, Detail: repair}); err != nil {
-			l.Close()
-			return nil, err
-		}
-	}
-	// Segments a crash left uncompressed.
+	// Segments a crash left uncompressed; before the gap record, whose
+	// rotation queues the segment it leaves on its own.
 	if segs, err := Segments(dir); err == nil {
 		for _, s := range segs {
 			if !s.Compressed && s.Path != l.segPath {
 				l.queueCompress(s.Path)
 			}
+		}
+	}
+	if repair != "" {
+		opts.Log.Warn("audit log repaired at start", "detail", repair)
+		if _, err := l.Append(context.Background(), &Record{Type: Gap, Unit: -1, Func: -1, Sub: -1, Detail: repair}); err != nil {
+			l.Close()
+			return nil, err
 		}
 	}
 	return l, nil
@@ -307,6 +321,12 @@ type Health struct {
 	Err                  string
 	SpaceLow             bool
 	LiveDropped          uint64 // records slow live subscribers did not get
+	Appended             uint64 // records written to the file since the log was opened
+	WriteErrors          uint64 // failed writes and fdatasyncs since then
+	AppendErrors         uint64 // records refused with an error (their commands were refused)
+	// Stalled: the write in flight has taken longer than the append
+	// timeout, so every command waiting for it is being refused.
+	Stalled bool
 }
 
 // Health reports the log's state.
@@ -314,7 +334,8 @@ func (l *Log) Health() Health {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h := Health{Seq: l.seq, Written: l.written, Synced: l.synced, Batches: l.batches.Load(), Segment: filepath.Base(l.segPath),
-		SpaceLow: l.spaceLow.Load(), LiveDropped: l.liveDropped.Load()}
+		SpaceLow: l.spaceLow.Load(), LiveDropped: l.liveDropped.Load(), Appended: l.written - l.openSeq,
+		WriteErrors: l.writeErr, AppendErrors: l.refused.Load(), Stalled: l.flushing && time.Since(l.flushAt) > l.opts.AppendTimeout}
 	if l.err != nil {
 		h.Err = l.err.Error()
 	}
@@ -351,6 +372,7 @@ func (l *Log) append(rec *Record, wait bool) (uint64, error) {
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
+		l.refused.Add(1)
 		return 0, err
 	}
 	seq := l.encodeLocked(rec)
@@ -365,6 +387,7 @@ func (l *Log) append(rec *Record, wait bool) (uint64, error) {
 		if l.epoch != epoch {
 			err := l.err
 			l.mu.Unlock()
+			l.refused.Add(1)
 			return 0, fmt.Errorf("%w: %v", ErrLost, err)
 		}
 		if l.written >= seq && (l.opts.Durability != Always || l.synced >= seq) {
@@ -388,6 +411,7 @@ func (l *Log) append(rec *Record, wait bool) (uint64, error) {
 		case <-deadline.C:
 			// The record stays queued and will be written if the log
 			// recovers: seq lets the caller follow it with what happened.
+			l.refused.Add(1)
 			return seq, fmt.Errorf("%w after %v", ErrTimeout, l.opts.AppendTimeout)
 		}
 		l.mu.Lock()
@@ -420,6 +444,7 @@ func (l *Log) flushLocked(syncNow bool) {
 		return
 	}
 	l.flushing = true
+	l.flushAt = time.Now()
 	// Under load, callers just woken by the last write are about to add
 	// records and would wait for this write anyway: yielding once lets them
 	// in first, so one write carries many records instead of one.
@@ -428,7 +453,7 @@ func (l *Log) flushLocked(syncNow bool) {
 		runtime.Gosched()
 		l.mu.Lock()
 	}
-	batch, last, lastHash := l.buf, l.seq, l.hash
+	batch, last, lastHash, written := l.buf, l.seq, l.hash, l.written
 	l.lastBatch = last - l.written
 	l.buf = l.spare[:0]
 	f, sizeBefore := l.f, l.segSize
@@ -444,8 +469,11 @@ func (l *Log) flushLocked(syncNow bool) {
 	}
 	if err == nil && syncNow {
 		l.syncMu.Lock()
-		err = fdatasync(f)
+		err = l.fdatasync(f)
 		l.syncMu.Unlock()
+	}
+	if o := l.opts.BatchRecords; o != nil && err == nil && len(batch) > 0 {
+		o.Observe(float64(last - written))
 	}
 
 	l.mu.Lock()
@@ -475,6 +503,7 @@ func (l *Log) failLocked(err error) {
 		l.lostFrom = l.durSeq + 1
 	}
 	l.err = fmt.Errorf("audit: writing %s: %w", filepath.Base(l.segPath), err)
+	l.writeErr++
 	l.epoch++
 	l.buf = l.buf[:0]
 	l.seq, l.hash, l.written = l.durSeq, l.durHash, l.durSeq
@@ -513,7 +542,7 @@ func (l *Log) rotateLocked() {
 	// the file is closed.
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if err := fdatasync(old); err != nil {
+	if err := l.fdatasync(old); err != nil {
 		l.failLocked(err)
 		return
 	}
@@ -595,7 +624,7 @@ func (l *Log) Sync() error {
 		return err
 	}
 	l.syncMu.Lock()
-	err = fdatasync(f)
+	err = l.fdatasync(f)
 	l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -699,6 +728,18 @@ func (l *Log) Close() error {
 	}
 	l.subs = nil
 	l.mu.Unlock()
+	return err
+}
+
+// fdatasync syncs f and times it for metrics.
+func (l *Log) fdatasync(f *os.File) error {
+	o := l.opts.SyncSeconds
+	if o == nil {
+		return fdatasync(f)
+	}
+	start := time.Now()
+	err := fdatasync(f)
+	o.Observe(time.Since(start).Seconds())
 	return err
 }
 

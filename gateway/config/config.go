@@ -43,6 +43,7 @@ type Config struct {
 	Admin     adminapi.Config  `yaml:"admin"`      // the local admin API (Unix socket) and its accounts
 	Console   Console          `yaml:"console"`    // the engineer console (HTTPS)
 	Firmware  Firmware         `yaml:"firmware"`   // signed allow-list of program and firmware images
+	Metrics   Metrics          `yaml:"metrics"`    // /metrics and /healthz over plain HTTP (metrics.go)
 
 	policy.Spec `yaml:",inline"`
 
@@ -504,6 +505,7 @@ func (c *Config) validate() []*Error {
 	}
 	c.checkConsole(bad)
 	c.checkFirmware(bad)
+	c.checkMetrics(bad)
 	for _, m := range auditexport.CheckAll(c.Audit.Export) {
 		// Messages read "[i].key: what is wrong".
 		field, msg, _ := strings.Cut(m, ": ")

@@ -55,6 +55,7 @@ type conn struct {
 	requests, denied, failed uint64
 	closeReason              string
 	deadlineSet              time.Time
+	received                 time.Time // of the request being handled, for the answer latency
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -142,6 +143,7 @@ func (c *conn) kill(reason string) {
 // connection open.
 func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 	t0 := time.Now()
+	c.received = t0
 	c.requests++
 	if c.killed.Load() != nil {
 		return false, nil
@@ -214,6 +216,7 @@ func (c *conn) handle(ctx context.Context, frame modbus.ADU) (bool, error) {
 
 	// Write-ahead: the command is in the log before it reaches the plant.
 	r.Decision = "allow"
+	c.s.d.Metrics.Decided(r.Decision)
 	seq, err := c.s.d.Audit.Append(context.WithoutCancel(ctx), r)
 	if err != nil {
 		c.failed++
@@ -337,6 +340,7 @@ func (c *conn) refuseRequest(txid uint16, unit, fc, code byte, t0 time.Time, res
 	c.denied++
 	c.sess.Counted(true)
 	r := &c.rec
+	c.s.d.Metrics.Decided(r.Decision)
 	r.Exception = int(code)
 	r.Status = "exception " + modbus.ExceptionName(code)
 	r.LatencyUS = time.Since(t0).Microseconds()
@@ -363,6 +367,7 @@ func (c *conn) reply(b []byte) (bool, error) {
 		c.closeReason = "write error: " + err.Error()
 		return false, err
 	}
+	c.s.d.Metrics.Answered(c.received)
 	return true, nil
 }
 
@@ -454,6 +459,7 @@ func (c *conn) invalidFrame(b []byte, ferr error) {
 	c.base(audit.Command)
 	r := &c.rec
 	r.Decision, r.Reason = "invalid", "framing"
+	c.s.d.Metrics.Decided(r.Decision)
 	r.Detail = ferr.Error() + "; header " + hexPrefix(b, 8) + "; connection closed"
 	if _, err := c.s.d.Audit.Append(context.Background(), r); err != nil {
 		c.s.d.Log.Error("audit log refused a record", "session", c.id, "err", err)

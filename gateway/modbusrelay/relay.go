@@ -22,6 +22,7 @@ import (
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/gateway/metrics"
 	"github.com/brana-ot/brana/gateway/modbustarget"
 	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
@@ -48,6 +49,9 @@ type Deps struct {
 	// program profile hold their commit for it.
 	Manifest *atomic.Pointer[firmware.Manifest]
 	MaxImage int64 // bytes per image; 0: firmware.DefaultMaxImage
+
+	// Metrics counts sessions, decisions and answer latency; nil: none.
+	Metrics *metrics.Front
 }
 
 // sessionSeq numbers sessions across all servers of the process, so that ids
@@ -190,6 +194,7 @@ func (s *Server) refuse(rw io.Closer, src string, p *policy.Party, reason, detai
 	if _, err := s.d.Audit.Append(context.Background(), &rec); err != nil {
 		s.d.Log.Error("audit append failed for a refused connection", "err", err)
 	}
+	s.d.Metrics.SessionRefused()
 	s.d.Log.Info("connection refused", "listener", s.cfg.Name, "source", src, "reason", reason)
 	rw.Close()
 }
@@ -237,6 +242,7 @@ func (s *Server) ServeStream(ctx context.Context, rw Stream, id Identity) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.d.Sessions.Add(c.sess)
+	s.d.Metrics.SessionOpened()
 	defer func() {
 		s.d.Sessions.Remove(c.sess)
 		s.mu.Lock()

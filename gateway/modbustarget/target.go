@@ -185,6 +185,13 @@ func (t *Target) Address() string {
 // last went wrong; the gateway does not probe targets.
 func (t *Target) Health() targethealth.Health { return t.health.Health() }
 
+// ObserveLatency has the round trip of every answered request, in seconds,
+// observed by o (for metrics). Call it before the first request.
+func (t *Target) ObserveLatency(o targethealth.Observer) { t.health.SetObserver(o) }
+
+// Queued is the number of requests waiting for a connection now.
+func (t *Target) Queued() int { return int(t.waiting.Load()) }
+
 // Do sends req (already validated and allowed, addressed to the downstream
 // unit) and copies the response PDU into resp. The response is checked against
 // the request before it is returned; an exception response is a success here.

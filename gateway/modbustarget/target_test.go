@@ -96,12 +96,18 @@ func TestQueueBound(t *testing.T) {
 	res := make(chan error, 1)
 	go func() { res <- tg.acquire(t.Context()) }()
 	time.Sleep(10 * time.Millisecond)
+	if n := tg.Queued(); n != 1 {
+		t.Errorf("Queued() = %d with one waiter", n)
+	}
 	start := time.Now()
 	if err := tg.acquire(t.Context()); !errors.Is(err, ErrBusy) || time.Since(start) > 20*time.Millisecond {
 		t.Fatalf("second waiter: %v after %v; want ErrBusy at once", err, time.Since(start))
 	}
 	if err := <-res; !errors.Is(err, ErrBusy) {
 		t.Fatalf("queued waiter: %v; want ErrBusy after queue_timeout", err)
+	}
+	if n := tg.Queued(); n != 0 {
+		t.Errorf("Queued() = %d once the waiter gave up", n)
 	}
 	tg.tokens <- struct{}{}
 	if err := tg.acquire(t.Context()); err != nil {

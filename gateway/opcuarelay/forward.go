@@ -21,6 +21,11 @@ import (
 func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	c := s.c
 	t0 := time.Now()
+	if _, publish := req.(*ua.PublishRequest); !publish {
+		// Every way out below has answered. A Publish is a long poll: its
+		// wait is the PLC's keep-alive, not how long brana took.
+		defer c.s.d.Metrics.Answered(t0)
+	}
 	h := req.Header()
 	s.requests.Add(1)
 	s.reg.Counted(false)
@@ -188,6 +193,7 @@ func (s *session) forward(ctx context.Context, reqID uint32, req ua.Request) {
 	if d.Count() > 0 {
 		rec.Decision = "partial"
 	}
+	c.s.d.Metrics.Decided(rec.Decision)
 	seq, err := c.s.d.Audit.Append(context.WithoutCancel(ctx), rec)
 	if err != nil {
 		s.failed.Add(1)
@@ -351,6 +357,7 @@ func (s *session) askForGrant(class opclass.Class) string {
 func (s *session) refuse(reqID uint32, h *ua.RequestHeader, rec *audit.Record, t0 time.Time, code ua.StatusCode) {
 	s.denied.Add(1)
 	s.reg.Counted(true)
+	s.c.s.d.Metrics.Decided(rec.Decision)
 	rec.Status = statusName(code)
 	rec.LatencyUS = time.Since(t0).Microseconds()
 	if _, err := s.c.s.d.Audit.Append(context.Background(), rec); err != nil {
@@ -364,6 +371,7 @@ func (s *session) refuse(reqID uint32, h *ua.RequestHeader, rec *audit.Record, t
 func (s *session) answerRefused(reqID uint32, resp ua.Response, rec *audit.Record, t0 time.Time) {
 	s.denied.Add(1)
 	s.reg.Counted(true)
+	s.c.s.d.Metrics.Decided(rec.Decision)
 	rec.Status = "Good"
 	rec.LatencyUS = time.Since(t0).Microseconds()
 	if _, err := s.c.s.d.Audit.Append(context.Background(), rec); err != nil {

@@ -51,6 +51,7 @@ func (c *channel) invalid(reqID uint32, body []byte, err error) {
 	if _, aerr := c.s.d.Audit.Append(context.Background(), &rec); aerr != nil {
 		c.s.d.Log.Error("audit log refused a record", "err", aerr)
 	}
+	c.s.d.Metrics.Decided(rec.Decision)
 	c.fault(reqID, nil, ua.StatusBadDecodingError)
 }
 
@@ -81,6 +82,7 @@ func (c *channel) refuseChannel(reason, detail string) {
 	if _, err := c.s.d.Audit.Append(context.Background(), &rec); err != nil {
 		c.s.d.Log.Error("audit append failed for a refused channel", "err", err)
 	}
+	c.s.d.Metrics.SessionRefused()
 	c.s.d.Log.Info("opc ua channel refused", "listener", c.s.opt.Name, "source", c.id.Source, "reason", reason, "detail", detail)
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/brana-ot/brana/firmware"
 	"github.com/brana-ot/brana/gateway/approvals"
 	"github.com/brana-ot/brana/gateway/audit"
+	"github.com/brana-ot/brana/gateway/metrics"
 	"github.com/brana-ot/brana/gateway/opcuatarget"
 	"github.com/brana-ot/brana/gateway/sessions"
 	"github.com/brana-ot/brana/policy"
@@ -47,6 +48,9 @@ type Deps struct {
 	// refused). Unset, program-class grants alone decide.
 	Manifest *atomic.Pointer[firmware.Manifest]
 	MaxImage int64 // bytes per image; 0: firmware.DefaultMaxImage
+
+	// Metrics counts sessions, decisions and answer latency; nil: none.
+	Metrics *metrics.Front
 }
 
 // Options configure one terminator.
@@ -169,6 +173,7 @@ func (s *Server) refuse(rw io.Closer, src string, p *policy.Party, reason, detai
 	if _, err := s.d.Audit.Append(context.Background(), &rec); err != nil {
 		s.d.Log.Error("audit append failed for a refused connection", "err", err)
 	}
+	s.d.Metrics.SessionRefused()
 	s.d.Log.Info("opc ua connection refused", "listener", s.opt.Name, "source", src, "reason", reason)
 	rw.Close()
 }

@@ -393,6 +393,7 @@ func (s *session) activate(ctx context.Context, reqID uint32, r *ua.ActivateSess
 		s.reg.SetSupervised(adm.Supervised)
 		s.reg.OnRecheck(s.readmit)
 		c.s.d.Sessions.Add(s.reg)
+		c.s.d.Metrics.SessionOpened()
 		s.openRecord(plc.Security)
 	}
 	s.nonce = randomBytes(32)
@@ -410,6 +411,7 @@ func (s *Server) refuseIdentity(c *channel, id string, who sessions.Identity, er
 	if _, aerr := s.d.Audit.Append(context.Background(), &rec); aerr != nil {
 		s.d.Log.Error("audit append failed", "err", aerr)
 	}
+	s.d.Metrics.SessionRefused()
 	s.d.Log.Info("opc ua session refused", "listener", s.opt.Name, "source", c.id.Source, "err", err)
 }
 
@@ -422,6 +424,7 @@ func (s *Server) refuseSession(c *channel, ss *session, err error) {
 	if _, aerr := s.d.Audit.Append(context.Background(), &rec); aerr != nil {
 		s.d.Log.Error("audit append failed", "err", aerr)
 	}
+	s.d.Metrics.SessionRefused()
 	s.d.Log.Warn("opc ua session to the PLC failed", "target", s.target.Name(), "session", ss.id, "err", err)
 }
 

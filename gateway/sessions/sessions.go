@@ -177,6 +177,19 @@ func (r *Registry) Len() int {
 	return len(r.m)
 }
 
+// Count is the number of live sessions of a protocol ("modbus", "opcua").
+func (r *Registry) Count(protocol string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.m {
+		if s.info.Protocol == protocol {
+			n++
+		}
+	}
+	return n
+}
+
 // Kill stops the session with id; false if there is none.
 func (r *Registry) Kill(id, reason string) bool {
 	r.mu.Lock()

@@ -77,3 +77,19 @@ func TestWatch(t *testing.T) {
 		t.Fatal("Supervised still set")
 	}
 }
+
+func TestCountByProtocol(t *testing.T) {
+	r := NewRegistry()
+	mk := func(id, protocol string) *Session { return New(Info{ID: id, Protocol: protocol}, func(string) {}) }
+	a, b, c := mk("a", "modbus"), mk("b", "opcua"), mk("c", "modbus")
+	for _, s := range []*Session{a, b, c} {
+		r.Add(s)
+	}
+	if m, o, x := r.Count("modbus"), r.Count("opcua"), r.Count("ssh"); m != 2 || o != 1 || x != 0 {
+		t.Fatalf("Count = modbus %d, opcua %d, ssh %d; want 2, 1, 0", m, o, x)
+	}
+	r.Remove(a)
+	if m := r.Count("modbus"); m != 1 {
+		t.Fatalf("Count(modbus) = %d after a removal; want 1", m)
+	}
+}

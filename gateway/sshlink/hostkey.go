@@ -15,9 +15,11 @@ import (
 	"github.com/brana-ot/brana/gateway/atomicfile"
 )
 
-// loadHostKey reads the host key, or generates an ed25519 key and writes it
-// (0600, temp file + fsync + rename) when the file does not exist yet.
-func loadHostKey(file string, log *slog.Logger) (ssh.Signer, error) {
+// LoadOrCreateHostKey reads the host key, or generates an ed25519 key and
+// writes it (0600, temp file + fsync + rename) when the file does not exist
+// yet; created reports a new key. It is the one place a host key is made:
+// the endpoint at start and `brana init` both call it.
+func LoadOrCreateHostKey(file string, log *slog.Logger) (s ssh.Signer, created bool, err error) {
 	b, err := os.ReadFile(file)
 	if err == nil {
 		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
@@ -25,30 +27,30 @@ func loadHostKey(file string, log *slog.Logger) (ssh.Signer, error) {
 		}
 		s, err := ssh.ParsePrivateKey(b)
 		if err != nil {
-			return nil, fmt.Errorf("sshlink: host key %s: %w", file, err)
+			return nil, false, fmt.Errorf("sshlink: host key %s: %w", file, err)
 		}
-		return s, nil
+		return s, false, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("sshlink: host key: %w", err)
+		return nil, false, fmt.Errorf("sshlink: host key: %w", err)
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("sshlink: generating host key: %w", err)
+		return nil, false, fmt.Errorf("sshlink: generating host key: %w", err)
 	}
 	blk, err := ssh.MarshalPrivateKey(priv, "brana ssh host key")
 	if err != nil {
-		return nil, fmt.Errorf("sshlink: encoding host key: %w", err)
+		return nil, false, fmt.Errorf("sshlink: encoding host key: %w", err)
 	}
 	if err := writeFileAtomic(file, pem.EncodeToMemory(blk), 0o600); err != nil {
-		return nil, fmt.Errorf("sshlink: writing host key: %w", err)
+		return nil, false, fmt.Errorf("sshlink: writing host key: %w", err)
 	}
-	s, err := ssh.NewSignerFromKey(priv)
+	s, err = ssh.NewSignerFromKey(priv)
 	if err != nil {
-		return nil, fmt.Errorf("sshlink: host key: %w", err)
+		return nil, false, fmt.Errorf("sshlink: host key: %w", err)
 	}
 	log.Info("generated ssh host key", "file", file, "fingerprint", ssh.FingerprintSHA256(s.PublicKey()))
-	return s, nil
+	return s, true, nil
 }
 
 // writeFileAtomic writes data to a temp file beside name, syncs it and renames

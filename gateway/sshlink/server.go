@@ -61,7 +61,7 @@ func New(cfg Config, b Backend, log *slog.Logger) (*Server, error) {
 	if cfg.HostKey == "" {
 		return nil, errors.New("sshlink: config: host_key: required")
 	}
-	signer, err := loadHostKey(cfg.HostKey, log)
+	signer, _, err := LoadOrCreateHostKey(cfg.HostKey, log)
 	if err != nil {
 		return nil, err
 	}

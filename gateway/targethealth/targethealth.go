@@ -24,22 +24,35 @@ func (h Health) Reachable() bool {
 	return !h.LastResponse.IsZero() && !h.LastResponse.Before(h.LastErrorAt)
 }
 
-// Tracker records answers and failures. Answers cost two atomic stores, as
-// they come on the inline path; failures take a lock.
+// Tracker records answers and failures. Answers cost two atomic stores (and
+// an observation, with an Observer), as they come on the inline path;
+// failures take a lock.
 type Tracker struct {
 	lastOK  atomic.Int64 // unix nanoseconds
 	latency atomic.Int64
+	observe Observer
 
 	mu      sync.Mutex
 	lastErr string
 	errAt   time.Time
 }
 
+// Observer takes one measurement; a Prometheus histogram is one.
+type Observer interface{ Observe(float64) }
+
+// SetObserver has the latency of every answer, in seconds, observed by o.
+// Call it before the first request.
+func (t *Tracker) SetObserver(o Observer) { t.observe = o }
+
 // Answered records an answer to a request sent at start.
 func (t *Tracker) Answered(start time.Time) {
 	now := time.Now()
-	t.latency.Store(int64(now.Sub(start)))
+	d := now.Sub(start)
+	t.latency.Store(int64(d))
 	t.lastOK.Store(now.UnixNano())
+	if t.observe != nil {
+		t.observe.Observe(d.Seconds())
+	}
 }
 
 // Failed records a request that got no usable answer.

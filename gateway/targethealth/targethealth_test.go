@@ -30,3 +30,29 @@ func TestTracker(t *testing.T) {
 		t.Fatalf("Answered allocates %.0f times", n)
 	}
 }
+
+type lastObserved struct {
+	n    int
+	last float64
+}
+
+func (o *lastObserved) Observe(v float64) { o.n, o.last = o.n+1, v }
+
+// With an observer, every answer's latency is observed in seconds, still
+// without allocating.
+func TestTrackerObserver(t *testing.T) {
+	var tr Tracker
+	var o lastObserved
+	tr.SetObserver(&o)
+	tr.Answered(time.Now().Add(-5 * time.Millisecond))
+	if o.n != 1 || o.last < 0.005 || o.last > 1 {
+		t.Fatalf("observed %d, last %v; want 1 observation of about 0.005", o.n, o.last)
+	}
+	tr.Failed(errors.New("timeout"))
+	if o.n != 1 {
+		t.Fatal("a failure was observed as a latency")
+	}
+	if n := testing.AllocsPerRun(100, func() { tr.Answered(time.Now()) }); n != 0 {
+		t.Fatalf("Answered with an observer allocates %.0f times", n)
+	}
+}

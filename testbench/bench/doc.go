@@ -24,4 +24,10 @@
 // window; the order of the paths rotates from round to round so that machine
 // noise hits all of them alike. docs/PERFORMANCE.md has the command, the
 // figures and the goals.
+//
+// BenchmarkFootprint (Linux) measures the real binary instead: it builds
+// cmd/brana as scripts/build-all does, runs `brana run -c FILE` as a child
+// process and reports its start-up time (exec to READY=1 on NOTIFY_SOCKET),
+// its RSS idle and with 200 live sessions (from /proc), and what 1,000
+// commands add to the audit log on disk, with the fdatasyncs that cost.
 package bench

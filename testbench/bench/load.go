@@ -65,6 +65,12 @@ type client struct {
 func maxSamples(clients int) int { return max(8192, (1<<18)/clients) }
 
 func dialClients(addr string, n int) ([]*client, error) {
+	return dialClientsCap(addr, n, maxSamples(n))
+}
+
+// dialClientsCap is dialClients with each client keeping at most samples
+// latencies per run.
+func dialClientsCap(addr string, n, samples int) ([]*client, error) {
 	cs := make([]*client, 0, n)
 	for i := range n {
 		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -73,7 +79,7 @@ func dialClients(addr string, n int) ([]*client, error) {
 			return nil, fmt.Errorf("bench: dialing %s: %w", addr, err)
 		}
 		cs = append(cs, &client{id: i, nc: nc, seq: i * 3, tx: uint16(i * 1000),
-			lat: make([]time.Duration, 0, maxSamples(n))})
+			lat: make([]time.Duration, 0, samples)})
 	}
 	return cs, nil
 }

@@ -26,15 +26,8 @@ type Gateway struct {
 // the gateway and registers its shutdown with tb.Cleanup.
 func Start(tb testing.TB, yaml string) *Gateway {
 	tb.Helper()
-	dir := tb.TempDir()
-	file := filepath.Join(dir, "brana.yaml")
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := config.Load(file)
-	if err != nil {
-		tb.Fatalf("config: %v", err)
-	}
+	file, cfg := WriteConfig(tb, yaml)
+	dir := filepath.Dir(file)
 	level := slog.LevelWarn
 	if testing.Verbose() {
 		level = slog.LevelDebug
@@ -49,6 +42,23 @@ func Start(tb testing.TB, yaml string) *Gateway {
 	go func() { gw.done <- g.Run(ctx) }()
 	tb.Cleanup(func() { gw.Stop(tb) })
 	return gw
+}
+
+// WriteConfig writes yaml to brana.yaml in a new temporary directory (so a
+// relative data_dir lands beside it), checks that it loads, and returns the
+// file and the loaded config. It is what Start runs on, and what a test that
+// starts the gateway as a child process (brana run -c FILE) passes to it.
+func WriteConfig(tb testing.TB, yaml string) (string, *config.Config) {
+	tb.Helper()
+	file := filepath.Join(tb.TempDir(), "brana.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		tb.Fatalf("config: %v", err)
+	}
+	return file, cfg
 }
 
 // Stop stops the gateway and waits for it; safe to call twice.
