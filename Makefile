@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 VERSION ?=
 COMMIT  ?=
 
-.PHONY: all build build-all check-reproducible test test-deps vet unit test-arm fuzz bench demo screenshots
+.PHONY: all build build-all package check-reproducible test test-deps vet unit test-arm test-deb fuzz bench demo screenshots
 
 all: build
 
@@ -18,13 +18,19 @@ build:
 build-all:
 	VERSION="$(VERSION)" COMMIT="$(COMMIT)" GO="$(GO)" ./scripts/build-all dist
 
+# build-all, plus the .deb for amd64, arm64 and armhf (nfpm, a Go tool
+# dependency): dist/brana_VERSION_ARCH.deb. VERSION must then be a Debian
+# version; by default it is derived from the last commit.
+package:
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" GO="$(GO)" ./scripts/build-deb dist
+
 # build-all twice, the second time elsewhere with an empty build cache, and
 # compare the binaries. Several minutes, so not part of `make test`.
 check-reproducible:
 	VERSION="$(VERSION)" COMMIT="$(COMMIT)" GO="$(GO)" ./scripts/check-reproducible
 
 # Everything CI checks, installing what the tests need when it is missing.
-test: test-deps vet unit test-arm fuzz
+test: test-deps vet unit test-arm test-deb fuzz
 
 test-deps:
 	./scripts/install-test-deps
@@ -41,6 +47,11 @@ unit:
 # under qemu-user, for 32-bit and alignment bugs; go vet ./... for 32-bit ARM.
 test-arm: test-deps
 	GO="$(GO)" ./scripts/test-arm
+
+# Every binary and .deb is built; the amd64 package is installed, upgraded
+# and purged with dpkg, and its unit verified (root only; CI runs as root).
+test-deb: test-deps
+	GO="$(GO)" ./scripts/test-deb
 
 # Each native fuzz target runs briefly; crashers land in testdata/fuzz and are committed.
 fuzz:
