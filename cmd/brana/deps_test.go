@@ -62,6 +62,8 @@ var outside = map[string][]string{
 	"testbench/modbussim":     {},
 	"testbench/opcuasim":      {"github.com/gopcua/opcua/"},
 	"gateway/sshlink":         {"golang.org/x/crypto/ssh"},
+	"gateway/sdnotify":        {},
+	"gateway/journal":         {},
 	"gateway/metrics":         {"github.com/prometheus/client_golang/"},
 }
 
@@ -74,6 +76,8 @@ var inside = map[string][]string{
 	"testbench/modbussim":     {},
 	"testbench/opcuasim":      {},
 	"gateway/sshlink":         {"gateway/atomicfile"},
+	"gateway/sdnotify":        {},
+	"gateway/journal":         {},
 	"gateway/metrics":         {}, // a leaf: the gateway hands it functions that read other packages' counters
 	"signkey":                 {},
 	"firmware":                {"protocols/modbus", "signkey"},

@@ -409,6 +409,9 @@ func own(cfg *config.Config, o Options, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("provision: ownership: %w", err)
 	}
+	if err := ownable(data, filepath.Dir(o.Config)); err != nil {
+		return err
+	}
 	err = filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -419,6 +422,11 @@ func own(cfg *config.Config, o Options, res *Result) error {
 		return fmt.Errorf("provision: ownership: %w", err)
 	}
 	for _, it := range res.Items {
+		// A key made elsewhere before (say the host's own SSH key) keeps
+		// its owner: only what init made goes to the service.
+		if !it.Created {
+			continue
+		}
 		for _, p := range []string{it.Path, it.Path + ".pub"} {
 			if inside(res.DataDir, p) {
 				continue
@@ -439,6 +447,27 @@ func own(cfg *config.Config, o Options, res *Result) error {
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("%s and the keys belong to %s:%s; %s: root:%s, mode 0640",
 		res.DataDir, o.User, group, strings.Join(files, ", "), group))
+	return nil
+}
+
+// systemDirs are never a data directory: handing one of them to the service
+// user would give it the system.
+var systemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/opt", "/proc", "/root",
+	"/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/log"}
+
+// ownable refuses a data directory that is a system directory or holds the
+// config, before init gives everything under it to the service user: a
+// mistyped data_dir must not hand over /var or /etc/brana.
+func ownable(data, configDir string) error {
+	clean := filepath.Clean(data)
+	for _, d := range systemDirs {
+		if clean == d {
+			return fmt.Errorf("provision: gateway.data_dir %s is a system directory; give brana a directory of its own, such as /var/lib/brana", data)
+		}
+	}
+	if cd, err := filepath.EvalSymlinks(configDir); err == nil && inside(clean, cd) {
+		return fmt.Errorf("provision: gateway.data_dir %s holds the config directory %s; the service must not own its own config", data, configDir)
+	}
 	return nil
 }
 

@@ -423,3 +423,27 @@ func TestRunOwnership(t *testing.T) {
 		t.Errorf("Run with an unknown user = %v, notes %q", err, res.Notes)
 	}
 }
+
+// A mistyped data_dir must not make init hand a system directory, or the
+// config's own directory, to the service user.
+func TestOwnableRefusesSystemAndConfigDirs(t *testing.T) {
+	dir := t.TempDir()
+	etc := filepath.Join(dir, "etc")
+	os.MkdirAll(etc, 0o750)
+	for _, bad := range []struct{ data, msg string }{
+		{"/", "system directory"},
+		{"/var/", "system directory"},
+		{"/etc", "system directory"},
+		{etc, "holds the config directory"},
+		{dir, "holds the config directory"},
+	} {
+		if err := ownable(bad.data, etc); err == nil || !strings.Contains(err.Error(), bad.msg) {
+			t.Errorf("ownable(%q) = %v; want an error saying %q", bad.data, err, bad.msg)
+		}
+	}
+	for _, good := range []string{"/var/lib/brana", filepath.Join(dir, "data")} {
+		if err := ownable(good, etc); err != nil {
+			t.Errorf("ownable(%q) = %v", good, err)
+		}
+	}
+}
