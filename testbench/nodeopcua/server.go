@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/brana-ot/brana/testbench/freeport"
 )
 
 // DefaultNamespaceURI is the namespace of server.js's address space when
@@ -86,7 +87,7 @@ func StartServer(t testing.TB, opts ServerOptions) *Server {
 	if opts.NamespaceURI == "" {
 		opts.NamespaceURI = DefaultNamespaceURI
 	}
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		t.Fatalf("nodeopcua server: %v", err)
 	}
@@ -238,15 +239,6 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	return w.s.log.Write(p)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Endpoint is the server's endpoint URL, opc.tcp://127.0.0.1:PORT.

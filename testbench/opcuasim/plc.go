@@ -17,6 +17,8 @@ import (
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/server"
 	"github.com/gopcua/opcua/ua"
+
+	"github.com/brana-ot/brana/testbench/freeport"
 )
 
 // Errors from New and Start.
@@ -114,7 +116,7 @@ func New(opts Options) (*PLC, error) {
 	// gopcua's server cannot report the port it binds nor use a listener
 	// it is given, so it gets a free loopback port of its own; the relay
 	// forwards the public one to it.
-	internal, err := freePort()
+	internal, err := freeport.Port()
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -217,16 +219,6 @@ func endpointAddr(endpoint string) (string, int, error) {
 		}
 	}
 	return u.Hostname(), port, nil
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("opcuasim: finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Endpoint returns the URL clients connect to.

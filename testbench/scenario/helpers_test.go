@@ -21,6 +21,7 @@ import (
 
 	mb "github.com/simonvetter/modbus"
 
+	"github.com/brana-ot/brana/testbench/freeport"
 	"github.com/brana-ot/brana/testbench/gwtest"
 	"github.com/brana-ot/brana/testbench/modbussim"
 )
@@ -177,12 +178,11 @@ func (l countingListener) Accept() (net.Conn, error) {
 // freeAddr returns a loopback address nobody listens on (yet).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // setHolding writes holding registers of a simulated unit from addr on, as a
