@@ -46,32 +46,53 @@ func loadFirmwareState(path string) (firmwareState, error) {
 	return st, nil
 }
 
+// CheckManifest verifies the configured manifest as the gateway does when
+// it starts or reloads: the verifier key files, the signature, the text, the
+// serial against the one last accepted (the data directory's firmware.state,
+// also for a serial reused by a different manifest) and the expiry at now.
+// Unlike the gateway it remembers nothing, so that `brana check` changes no
+// state. It returns nil and no error when no manifest is configured.
+func CheckManifest(cfg *config.Config, now time.Time) (*firmware.Manifest, error) {
+	m, _, err := verifyManifest(cfg, now)
+	return m, err
+}
+
+// verifyManifest is CheckManifest, also returning the state it checked the
+// manifest against.
+func verifyManifest(cfg *config.Config, now time.Time) (*firmware.Manifest, firmwareState, error) {
+	fw := cfg.Firmware
+	if !fw.Enabled() {
+		return nil, firmwareState{}, nil
+	}
+	v, err := firmware.LoadVerifiers(fw.Keys...)
+	if err != nil {
+		return nil, firmwareState{}, err
+	}
+	st, err := loadFirmwareState(firmwareStatePath(cfg))
+	if err != nil {
+		// Without the serial, rollback cannot be ruled out.
+		return nil, st, err
+	}
+	m, err := firmware.LoadManifest(fw.Manifest, v, now, st.Serial)
+	if err != nil {
+		return nil, st, err
+	}
+	if m.Serial == st.Serial && st.Digest != "" && m.Digest != st.Digest {
+		return nil, st, fmt.Errorf("%w: serial %d", ErrManifestReuse, m.Serial)
+	}
+	return m, st, nil
+}
+
 // loadManifest verifies the configured manifest against the keys and the
 // highest serial accepted before, and remembers its serial. It returns nil
 // and no error when no manifest is configured.
 func loadManifest(cfg *config.Config, now time.Time) (*firmware.Manifest, error) {
-	fw := cfg.Firmware
-	if !fw.Enabled() {
-		return nil, nil
-	}
-	v, err := firmware.LoadVerifiers(fw.Keys...)
-	if err != nil {
+	m, st, err := verifyManifest(cfg, now)
+	if m == nil || err != nil {
 		return nil, err
-	}
-	statePath := firmwareStatePath(cfg)
-	st, err := loadFirmwareState(statePath)
-	if err != nil {
-		// Without the serial, rollback cannot be ruled out.
-		return nil, err
-	}
-	m, err := firmware.LoadManifest(fw.Manifest, v, now, st.Serial)
-	if err != nil {
-		return nil, err
-	}
-	if m.Serial == st.Serial && st.Digest != "" && m.Digest != st.Digest {
-		return nil, fmt.Errorf("%w: serial %d", ErrManifestReuse, m.Serial)
 	}
 	if m.Serial > st.Serial || st.Digest == "" {
+		statePath := firmwareStatePath(cfg)
 		data, _ := json.MarshalIndent(firmwareState{Serial: m.Serial, Digest: m.Digest}, "", "  ")
 		if err := os.MkdirAll(filepath.Dir(statePath), 0o750); err != nil {
 			return nil, fmt.Errorf("firmware state: %w", err)

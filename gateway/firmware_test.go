@@ -51,6 +51,13 @@ func TestLoadManifestAntiRollback(t *testing.T) {
 		t.Fatalf("no firmware section: %v, %v; want nothing", m, err)
 	}
 	sign(5, "1.0")
+	// brana check verifies as the start does, and remembers nothing.
+	if m, err := CheckManifest(cfg, now); err != nil || m.Serial != 5 {
+		t.Fatalf("CheckManifest serial 5: %v, %v", m, err)
+	}
+	if _, err := os.Stat(firmwareStatePath(cfg)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("CheckManifest left a state file: %v", err)
+	}
 	if m, err := loadManifest(cfg, now); err != nil || m.Serial != 5 {
 		t.Fatalf("serial 5: %v, %v", m, err)
 	}
@@ -62,11 +69,23 @@ func TestLoadManifestAntiRollback(t *testing.T) {
 	if _, err := loadManifest(cfg, now); !errors.Is(err, ErrManifestReuse) {
 		t.Fatalf("another manifest with serial 5: %v; want ErrManifestReuse", err)
 	}
+	if _, err := CheckManifest(cfg, now); !errors.Is(err, ErrManifestReuse) {
+		t.Fatalf("CheckManifest of another manifest with serial 5: %v; want ErrManifestReuse", err)
+	}
 	sign(4, "1.0")
 	if _, err := loadManifest(cfg, now); !errors.Is(err, firmware.ErrRollback) {
 		t.Fatalf("serial 4 after 5: %v; want ErrRollback", err)
 	}
+	if _, err := CheckManifest(cfg, now); !errors.Is(err, firmware.ErrRollback) {
+		t.Fatalf("CheckManifest of serial 4 after 5: %v; want ErrRollback", err)
+	}
 	sign(6, "1.2")
+	if _, err := CheckManifest(cfg, now); err != nil {
+		t.Fatalf("CheckManifest serial 6: %v", err)
+	}
+	if st, err := loadFirmwareState(firmwareStatePath(cfg)); err != nil || st.Serial != 5 {
+		t.Fatalf("state after CheckManifest of serial 6: %+v, %v; want serial 5 still", st, err)
+	}
 	if m, err := loadManifest(cfg, now); err != nil || m.Serial != 6 {
 		t.Fatalf("serial 6: %v, %v", m, err)
 	}
@@ -81,5 +100,8 @@ func TestLoadManifestAntiRollback(t *testing.T) {
 	}
 	if _, err := loadManifest(cfg, now); err == nil {
 		t.Fatal("a corrupt state file was ignored")
+	}
+	if _, err := CheckManifest(cfg, now); err == nil {
+		t.Fatal("CheckManifest ignored a corrupt state file")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/brana-ot/brana/firmware"
+	"github.com/brana-ot/brana/gateway"
+	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/signkey"
 )
 
@@ -201,6 +203,30 @@ func cmdFirmwareVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: APPROVED: sha256 %s, %d bytes: %s\n", file, sum, size, describe(im))
 	return exitOK
+}
+
+// checkFirmware verifies the configured firmware manifest for `brana check`
+// with the gateway's own function, and reports it. A manifest the gateway
+// would not accept is a warning, not an error: the gateway starts without
+// one (every program image commit is then refused), so check, which runs
+// before each start, must not stop it either.
+func checkFirmware(cfg *config.Config, stdout io.Writer) {
+	if !cfg.Firmware.Enabled() {
+		return
+	}
+	path := cfg.Firmware.Manifest
+	m, err := gateway.CheckManifest(cfg, time.Now())
+	if err != nil {
+		fmt.Fprintf(stdout, "warning: firmware manifest %s is not accepted: %v; the gateway starts with no manifest in force "+
+			"and refuses every program image commit, and a reload with it is rejected\n", path, err)
+		return
+	}
+	issued := ""
+	if !m.Issued.IsZero() {
+		issued = "issued " + m.Issued.UTC().Format(time.RFC3339) + ", "
+	}
+	fmt.Fprintf(stdout, "firmware manifest %s: ok: serial %d, %sexpires %s, signed by %s, %d approved images\n",
+		path, m.Serial, issued, m.Expires.UTC().Format(time.RFC3339), m.Signer, len(m.Images))
 }
 
 func describe(im *firmware.Image) string {

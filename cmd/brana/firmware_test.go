@@ -114,3 +114,88 @@ func TestFirmwareCommands(t *testing.T) {
 		t.Fatal("unknown subcommand")
 	}
 }
+
+// brana check verifies the firmware manifest as the gateway does at start.
+// A manifest the gateway would not accept is a warning, not an error: the
+// gateway starts without one and refuses every program image commit.
+func TestCheckFirmware(t *testing.T) {
+	file := demoConfig(t)
+	dir := filepath.Dir(file)
+	path := func(name string) string { return filepath.Join(dir, name) }
+	for _, k := range []string{"lhota-firmware", "other"} {
+		if code, _, errOut := brana(t, "firmware", "keygen", k, "--out", path(k)); code != exitOK {
+			t.Fatalf("keygen %s: %s", k, errOut)
+		}
+	}
+	sign := func(name, serial, expires string) {
+		t.Helper()
+		yaml := "serial: " + serial + "\nissued: 2026-01-02T03:04:05Z\nexpires: " + expires + "\nimages:\n" +
+			"  - sha256: " + strings.Repeat("5f", 32) + "\n    size: 9000\n    vendor: Example Automation\n" +
+			"    product: PLC-4000 CPU\n    version: \"3.40\"\n    origin: ticket CHG-4711\n    approved_by: [Jana Novak]\n"
+		os.WriteFile(path(name+".yaml"), []byte(yaml), 0o644)
+		if code, _, errOut := brana(t, "firmware", "sign", "--key", path("lhota-firmware.key"), "--in", path(name+".yaml"), "--out", path(name)); code != exitOK {
+			t.Fatalf("sign %s: %s", name, errOut)
+		}
+	}
+	exp := time.Now().AddDate(1, 0, 0).UTC().Format(time.DateOnly)
+	sign("firmware.manifest", "3", exp)
+	sign("expired.manifest", "3", "2026-01-03")
+	signed, _ := os.ReadFile(path("firmware.manifest"))
+	os.WriteFile(path("tampered.manifest"), []byte(strings.Replace(string(signed), "approved_by Jana Novak", "approved_by Jana Novakova", 1)), 0o644)
+	base, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name, firmware string // the firmware section, "" for none
+		state          string // data/firmware.state, as the gateway left it
+		want           string
+	}{
+		{"ok/no-firmware-section", "", "", ""},
+		{"ok/good", "firmware:\n  manifest: firmware.manifest\n  keys: [lhota-firmware.pub]\n", "",
+			"firmware manifest " + path("firmware.manifest") + ": ok: serial 3, issued 2026-01-02T03:04:05Z, expires " + exp +
+				"T00:00:00Z, signed by lhota-firmware, 1 approved images\n"},
+		{"ok/same-serial-again", "firmware:\n  manifest: firmware.manifest\n  keys: [other.pub, lhota-firmware.pub]\n",
+			`{"serial": 3}`, ": ok: serial 3,"},
+		{"warn/tampered", "firmware:\n  manifest: tampered.manifest\n  keys: [lhota-firmware.pub]\n", "",
+			"warning: firmware manifest " + path("tampered.manifest") + " is not accepted: firmware: manifest signature does not verify"},
+		{"warn/wrong-key", "firmware:\n  manifest: firmware.manifest\n  keys: [other.pub]\n", "",
+			"warning: firmware manifest " + path("firmware.manifest") + " is not accepted: firmware: manifest is not signed by any trusted key"},
+		{"warn/expired", "firmware:\n  manifest: expired.manifest\n  keys: [lhota-firmware.pub]\n", "",
+			"is not accepted: firmware: manifest expired: serial 3 expired at 2026-01-03T00:00:00Z; the gateway starts with no manifest in force"},
+		{"warn/rolled-back", "firmware:\n  manifest: firmware.manifest\n  keys: [lhota-firmware.pub]\n", `{"serial": 4}`,
+			"is not accepted: firmware: manifest serial goes back: serial 3, last accepted 4"},
+		{"warn/missing", "firmware:\n  manifest: nowhere.manifest\n  keys: [lhota-firmware.pub]\n", "",
+			"warning: firmware manifest " + path("nowhere.manifest") + " is not accepted: firmware: manifest: lstat " + path("nowhere.manifest") + ": no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := path("check.yaml")
+			os.WriteFile(cfg, append(append([]byte(nil), base...), tt.firmware...), 0o600)
+			state := path("data/firmware.state")
+			os.Remove(state)
+			if tt.state != "" {
+				os.MkdirAll(filepath.Dir(state), 0o750)
+				os.WriteFile(state, []byte(tt.state), 0o600)
+			}
+			code, out, errOut := brana(t, "check", "-c", cfg)
+			if code != exitOK || !strings.Contains(out, "ok: 2 listeners") {
+				t.Fatalf("check = %d, %q, %q; want exit 0", code, out, errOut)
+			}
+			if tt.want == "" && strings.Contains(out, "firmware manifest") {
+				t.Fatalf("check without a firmware section says %q", out)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Fatalf("check says %q; want %q", out, tt.want)
+			}
+			if strings.HasPrefix(tt.name, "ok/") && strings.Contains(out, "warning: firmware") {
+				t.Fatalf("check warns of a good manifest: %q", out)
+			}
+			// check remembers nothing: only the gateway keeps the serial.
+			if data, _ := os.ReadFile(state); string(data) != tt.state {
+				t.Fatalf("check left firmware.state %q; want %q", data, tt.state)
+			}
+		})
+	}
+}

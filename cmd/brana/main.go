@@ -216,6 +216,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "note:", n)
 		}
 	}
+	checkFirmware(cfg, stdout)
 	return exitOK
 }
 
