@@ -33,7 +33,8 @@ func (g *Gateway) opcuaMetrics() *metrics.Front {
 
 // instrument attaches what the metrics read at every scrape: the registry of
 // live sessions, the targets' queues, pending access requests and the audit
-// log's own counters. Call it once the targets and approvals are built.
+// log's own counters; and the targets' round-trip observers. Call it once the
+// targets and approvals are built.
 func (g *Gateway) instrument() {
 	m := g.metrics
 	// Both fronts exist from the start, whatever the config serves, so
@@ -45,6 +46,11 @@ func (g *Gateway) instrument() {
 	}
 	for name, t := range g.targets {
 		t.ObserveLatency(m.Target(name, t.Queued))
+	}
+	// OPC UA targets have no queue (each vendor session has its own PLC
+	// session); their service requests share the round-trip histogram.
+	for name, t := range g.opcua {
+		t.ObserveLatency(m.Target(name, nil))
 	}
 	m.ApprovalsPending(func() int {
 		return len(g.approvals.List(approvals.ListFilter{States: []approvals.State{approvals.StatePending}}))

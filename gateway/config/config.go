@@ -156,6 +156,12 @@ type Target struct {
 	MaxSessions    int    `yaml:"max_sessions"`    // sessions brana opens to the PLC at once (one per vendor session), default 4
 	MaxPublish     int    `yaml:"max_publish"`     // outstanding Publish requests per session, default 3
 
+	// ServerCertificate pins the PLC's application certificate: a file
+	// (PEM or DER; relative to the config file) or "sha256:HEX". Empty:
+	// whatever certificate the PLC presents (opcua.go).
+	ServerCertificate       string `yaml:"server_certificate"`
+	ServerCertificateSHA256 string `yaml:"-"` // the pin: SHA-256 of the certificate's DER, lower-case hex; set by validation
+
 	Address string `yaml:"address"` // tcp: host:port
 
 	Device   string `yaml:"device"`    // rtu/ascii: serial device path
@@ -531,7 +537,8 @@ func (c *Config) validate() []*Error {
 		switch t.Protocol {
 		case "modbus":
 			for _, k := range []struct{ name, v string }{{"endpoint", t.Endpoint}, {"security_policy", t.SecurityPolicy},
-				{"security_mode", t.SecurityMode}, {"username", t.Username}, {"password_file", t.PasswordFile}} {
+				{"security_mode", t.SecurityMode}, {"username", t.Username}, {"password_file", t.PasswordFile},
+				{"server_certificate", t.ServerCertificate}} {
 				if k.v != "" {
 					bad(f+"."+k.name, "only for opcua targets")
 				}
@@ -540,7 +547,7 @@ func (c *Config) validate() []*Error {
 				c.checkProgram(t.Program, f, bad)
 			}
 		case "opcua":
-			checkOPCUATarget(t, f, bad)
+			c.checkOPCUATarget(t, f, bad)
 			if t.Program != nil {
 				bad(f+".program", "only for modbus targets; OPC UA transfers are found by their FileType methods")
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +23,7 @@ var opcuaPolicies = map[string]bool{"auto": true, "None": true, "Basic256Sha256"
 var opcuaModes = map[string]bool{"auto": true, "None": true, "Sign": true, "SignAndEncrypt": true}
 
 // checkOPCUATarget validates and completes an OPC UA target.
-func checkOPCUATarget(t *Target, f string, bad func(field, format string, args ...any)) {
+func (c *Config) checkOPCUATarget(t *Target, f string, bad func(field, format string, args ...any)) {
 	u, err := url.Parse(t.Endpoint)
 	switch {
 	case t.Endpoint == "":
@@ -57,6 +58,7 @@ func checkOPCUATarget(t *Target, f string, bad func(field, format string, args .
 	if (t.Username == "") != (t.PasswordFile == "") {
 		bad(f+".password_file", "username and password_file go together")
 	}
+	c.checkServerCertificate(t, f, bad)
 	if t.Timeout == 0 {
 		t.Timeout = Duration(10 * time.Second)
 	}
@@ -72,6 +74,40 @@ func checkOPCUATarget(t *Target, f string, bad func(field, format string, args .
 	if t.MaxPublish < 1 || t.MaxPublish > 100 {
 		bad(f+".max_publish", "%d is outside 1..100", t.MaxPublish)
 	}
+}
+
+// checkServerCertificate reads a target's pinned PLC certificate, a
+// fingerprint or a file, into ServerCertificateSHA256.
+func (c *Config) checkServerCertificate(t *Target, f string, bad func(field, format string, args ...any)) {
+	if t.ServerCertificate == "" {
+		return
+	}
+	f += ".server_certificate"
+	if t.SecurityPolicy == "None" || t.SecurityMode == "None" {
+		bad(f, "a pinned certificate protects nothing with security None (no secure channel is made with it): "+
+			"pin only with security_policy and security_mode other than None")
+	}
+	if opcuatrust.IsFingerprint(t.ServerCertificate) {
+		fp, err := opcuatrust.ParseFingerprint(t.ServerCertificate)
+		if err != nil {
+			bad(f, "%v, as `openssl x509 -noout -fingerprint -sha256` prints it", err)
+			return
+		}
+		t.ServerCertificateSHA256 = fp
+		return
+	}
+	t.ServerCertificate = c.Rel(t.ServerCertificate)
+	b, err := os.ReadFile(t.ServerCertificate)
+	if err != nil {
+		bad(f, "the PLC's certificate: %v (a PEM or DER file, or sha256: and the certificate's fingerprint)", err)
+		return
+	}
+	cert, err := opcuatrust.ParseCertificate(b)
+	if err != nil {
+		bad(f, "%s is not a certificate (PEM or DER): %v", t.ServerCertificate, strings.TrimPrefix(err.Error(), "opcuatrust: "))
+		return
+	}
+	t.ServerCertificateSHA256 = opcuatrust.Fingerprint(cert.Raw)
 }
 
 // What brana's own OPC UA endpoints offer, by the short names the config

@@ -52,7 +52,7 @@ func New(version, commit string) *Set {
 		Help:    "Time from a client request received to brana's answer written to the client, by protocol.",
 		Buckets: latencyBuckets}, []string{"protocol"})
 	s.roundTrip = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "brana_target_roundtrip_seconds",
-		Help:    "Time from a request sent to a target (PLC) to its answer, by target; requests that got no answer are not observed.",
+		Help:    "Time from a request sent to a target (PLC) to its answer, by target: Modbus requests, OPC UA service requests (not session set-up, not Publish); requests that got no answer are not observed.",
 		Buckets: latencyBuckets}, []string{"target"})
 	s.auditBatch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "brana_audit_batch_records",
 		Help:    "Records per write to the audit log (group commit).",

@@ -415,12 +415,18 @@ func (s *Server) refuseIdentity(c *channel, id string, who sessions.Identity, er
 	s.d.Log.Info("opc ua session refused", "listener", s.opt.Name, "source", c.id.Source, "err", err)
 }
 
-// refuseSession records a session that could not reach its PLC.
+// refuseSession records a session that could not reach its PLC, or
+// reached a PLC whose certificate is not the pinned one.
 func (s *Server) refuseSession(c *channel, ss *session, err error) {
 	p := ss.who.Party
+	reason := "target-unreachable"
+	var pin *opcuatarget.CertificateMismatchError
+	if errors.As(err, &pin) {
+		reason = "target-certificate-mismatch"
+	}
 	rec := audit.Record{Type: audit.SessionRefused, Session: ss.id, Source: c.id.Source, Listener: s.opt.Name, Target: s.target.Name(),
 		Party: p.ID, PartyName: p.Name, Org: p.Organisation, Unit: -1, Func: -1, Sub: -1,
-		Decision: "deny", Reason: "target-unreachable", Detail: err.Error()}
+		Decision: "deny", Reason: reason, Detail: err.Error()}
 	if _, aerr := s.d.Audit.Append(context.Background(), &rec); aerr != nil {
 		s.d.Log.Error("audit append failed", "err", aerr)
 	}

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopcua/opcua"
@@ -37,6 +38,7 @@ type Target struct {
 	slots    chan struct{}
 	log      *slog.Logger
 	health   targethealth.Tracker
+	pinNoted atomic.Bool // an unpinned PLC's certificate fingerprint was logged (pin.go)
 }
 
 // Identity is brana's application instance certificate towards PLCs.
@@ -71,6 +73,14 @@ func (t *Target) Endpoint() string { return t.cfg.Endpoint }
 // Health says when the PLC last answered (a session opened, a request
 // answered) and what last went wrong; the gateway does not probe it.
 func (t *Target) Health() targethealth.Health { return t.health.Health() }
+
+// ObserveLatency has the round trip of every answered service request, in
+// seconds, observed by o (for metrics): the vendor's requests brana forwards
+// and brana's own lookups, not the session's set-up (GetEndpoints,
+// CreateSession, ActivateSession, also when a session is restored) and not
+// Publish, a long poll whose wait is the subscription's keep-alive. Call it
+// before the first session opens.
+func (t *Target) ObserveLatency(o targethealth.Observer) { t.health.SetObserver(o) }
 
 // Timeout is the longest wait for an answer to an ordinary request.
 func (t *Target) Timeout() time.Duration { return t.cfg.Timeout.D() }
@@ -143,25 +153,26 @@ func (t *Target) Open(ctx context.Context, name string) (*Session, error) {
 		t.health.Failed(err)
 		return nil, err
 	}
-	t.health.Answered(start)
+	t.health.Connected(start) // reachable, but several round trips: not one request's latency
 	return s, nil
 }
 
 func (t *Target) open(ctx context.Context, name string) (*Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout()+5*time.Second)
 	defer cancel()
-	base := []opcua.Option{
-		opcua.ApplicationURI(t.appURI), opcua.ApplicationName("brana gateway"), opcua.ProductURI("urn:brana"),
-		opcua.Certificate(t.cert), opcua.PrivateKey(t.key), opcua.DialTimeout(t.Timeout()),
-	}
+	base := t.baseOptions()
 	eps, err := opcua.GetEndpoints(ctx, t.cfg.Endpoint, base...)
 	if err != nil {
 		return nil, fmt.Errorf("GetEndpoints at %s: %w", t.cfg.Endpoint, err)
+	}
+	if eps, err = t.pin(eps); err != nil {
+		return nil, err
 	}
 	ep, tok, err := t.choose(eps)
 	if err != nil {
 		return nil, err
 	}
+	t.notePin(ep)
 	opts := append(base,
 		opcua.SecurityFromEndpoint(ep, tok),
 		opcua.SessionName("brana "+name),
@@ -186,9 +197,22 @@ func (t *Target) open(ctx context.Context, name string) (*Session, error) {
 	if err := c.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("connect to %s (%s): %w", t.cfg.Endpoint, security(ep), err)
 	}
+	if err := t.checkChannel(c); err != nil {
+		c.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	t.log.Info("opc ua session opened", "endpoint", t.cfg.Endpoint, "security", security(ep), "user", tokenName(tok))
 	return &Session{t: t, c: c, opts: opts, ns: c.Namespaces(), pub: make(chan struct{}, t.cfg.MaxPublish),
 		Security: security(ep)}, nil
+}
+
+// baseOptions are the options of every connection to the PLC, discovery
+// included: brana's application and certificate.
+func (t *Target) baseOptions() []opcua.Option {
+	return []opcua.Option{
+		opcua.ApplicationURI(t.appURI), opcua.ApplicationName("brana gateway"), opcua.ProductURI("urn:brana"),
+		opcua.Certificate(t.cert), opcua.PrivateKey(t.key), opcua.DialTimeout(t.Timeout()),
+	}
 }
 
 const (
@@ -358,10 +382,23 @@ func (s *Session) reactivate(failed *opcua.Client) {
 			break
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.t.Timeout()+5*time.Second)
-		if err = c.Dial(ctx); err != nil {
+		// A pinned certificate is checked on every connection, as at the
+		// first: the PLC may have been replaced since (pin.go).
+		if err = s.t.recheckPin(ctx); err == nil {
+			err = c.Dial(ctx)
+		}
+		if err != nil {
 			cancel()
+			if mismatch(err) {
+				break
+			}
 			log.Debug("opc ua reconnect failed", "err", err, "attempt", attempt+1)
 			continue
+		}
+		if err = s.t.checkChannel(c); err != nil {
+			c.Close(context.Background())
+			cancel()
+			break
 		}
 		err = c.ActivateSession(ctx, sess)
 		cancel()

@@ -132,3 +132,85 @@ func TestHealthUnreachable(t *testing.T) {
 		t.Fatalf("health = %+v", h)
 	}
 }
+
+// countObserver counts what the target's round-trip observer sees.
+type countObserver struct {
+	mu  sync.Mutex
+	n   int
+	sum float64
+}
+
+func (o *countObserver) Observe(v float64) {
+	o.mu.Lock()
+	o.n, o.sum = o.n+1, o.sum+v
+	o.mu.Unlock()
+}
+
+func (o *countObserver) count() (int, float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n, o.sum
+}
+
+// The round-trip observer sees each answered service request once, and
+// neither the session's set-up nor a Publish (its wait is the keep-alive).
+func TestRoundTripObserved(t *testing.T) {
+	plc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://127.0.0.1:0", Model: "feeder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer plc.Close()
+	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := New(config.Target{Name: "plc", Endpoint: plc.Endpoint(), SecurityPolicy: "auto", SecurityMode: "auto",
+		Timeout: config.Duration(5 * time.Second), MaxSessions: 1, MaxPublish: 1}, id, "", slog.New(slog.DiscardHandler))
+	var o countObserver
+	tg.ObserveLatency(&o)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := tg.Open(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, _ := o.count(); n != 0 || !tg.Health().Reachable() {
+		t.Fatalf("after the session opened: %d round trips observed, health %+v; want 0 and reachable", n, tg.Health())
+	}
+
+	voltage, pickup := plc.NodeID("Feeder.Measurements.Voltage"), plc.NodeID("Feeder.Protection.OvercurrentPickup")
+	requests := []ua.Request{
+		&ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: voltage, AttributeID: ua.AttributeIDValue, DataEncoding: &ua.QualifiedName{}}},
+			TimestampsToReturn: ua.TimestampsToReturnBoth},
+		&ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{NodeID: pickup, AttributeID: ua.AttributeIDValue,
+			Value: &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(450.0)}}}},
+		&ua.BrowseRequest{View: &ua.ViewDescription{ViewID: ua.NewTwoByteNodeID(0)}, NodesToBrowse: []*ua.BrowseDescription{{
+			NodeID: ua.NewNumericNodeID(0, 85), BrowseDirection: ua.BrowseDirectionForward, IncludeSubtypes: true,
+			ReferenceTypeID: ua.NewNumericNodeID(0, 33), ResultMask: uint32(ua.BrowseResultMaskAll)}}},
+		&ua.CreateSubscriptionRequest{RequestedPublishingInterval: 100, RequestedLifetimeCount: 60,
+			RequestedMaxKeepAliveCount: 3, PublishingEnabled: true},
+	}
+	for i, req := range requests {
+		resp, err := s.Do(ctx, req)
+		if err != nil || resp.Header().ServiceResult != ua.StatusOK {
+			t.Fatalf("%T: %v, %v", req, resp, err)
+		}
+		if n, _ := o.count(); n != i+1 {
+			t.Fatalf("after %T: %d round trips observed, want %d", req, n, i+1)
+		}
+	}
+	// The keep-alive answers the Publish after about 300 ms.
+	if resp, err := s.Do(ctx, &ua.PublishRequest{}); err != nil {
+		t.Fatalf("Publish: %v", err)
+	} else if _, ok := resp.(*ua.PublishResponse); !ok {
+		t.Fatalf("Publish: %T %v", resp, resp.Header().ServiceResult)
+	}
+	n, sum := o.count()
+	if n != len(requests) || sum <= 0 || sum > 5 {
+		t.Fatalf("after a Publish: %d round trips observed, %v s in all; want %d, more than 0", n, sum, len(requests))
+	}
+}

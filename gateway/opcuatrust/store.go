@@ -1,8 +1,9 @@
 // Package opcuatrust owns the OPC UA certificates brana trusts and its own:
 // the trust folders of brana's OPC UA endpoint (trusted/ and rejected/,
 // files named by SHA-1 thumbprint as OPC UA tools name them), brana's
-// application instance certificates, and the users file of its user name
-// identities.
+// application instance certificates, the users file of its user name
+// identities, and the fingerprints with which OPC UA targets pin their
+// PLC's certificate (pin.go).
 //
 // Trust is direct: a client certificate is trusted when the very
 // certificate lies in trusted/. Certificate authorities are not consulted,
@@ -16,7 +17,6 @@ import (
 	"cmp"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -293,13 +293,7 @@ func (s *Store) find(p, from, to string) (Entry, error) {
 // certificate that Check would refuse whatever the folders say (not RSA,
 // key size, no application URI) is not added.
 func (s *Store) Add(der []byte) (Entry, error) {
-	if blk, _ := pem.Decode(der); blk != nil {
-		if blk.Type != "CERTIFICATE" {
-			return Entry{}, fmt.Errorf("%w: a PEM %s block", ErrMalformed, blk.Type)
-		}
-		der = blk.Bytes
-	}
-	c, err := Leaf(der)
+	c, err := ParseCertificate(der)
 	if err != nil {
 		return Entry{}, err
 	}

@@ -40,19 +40,31 @@ type Tracker struct {
 // Observer takes one measurement; a Prometheus histogram is one.
 type Observer interface{ Observe(float64) }
 
-// SetObserver has the latency of every answer, in seconds, observed by o.
-// Call it before the first request.
+// SetObserver has the latency of every answer, in seconds, observed by o
+// (Answered, not Connected). Call it before the first request.
 func (t *Tracker) SetObserver(o Observer) { t.observe = o }
 
-// Answered records an answer to a request sent at start.
+// Answered records an answer to a request sent at start: one round trip,
+// which the Observer sees.
 func (t *Tracker) Answered(start time.Time) {
+	d := t.reached(start)
+	if t.observe != nil {
+		t.observe.Observe(d.Seconds())
+	}
+}
+
+// Connected records that the target answered an exchange begun at start
+// that is not one request's round trip (an OPC UA session open: endpoints,
+// secure channel, CreateSession, ActivateSession): the target is reachable
+// and Health has the time it took, but the Observer does not see it.
+func (t *Tracker) Connected(start time.Time) { t.reached(start) }
+
+func (t *Tracker) reached(start time.Time) time.Duration {
 	now := time.Now()
 	d := now.Sub(start)
 	t.latency.Store(int64(d))
 	t.lastOK.Store(now.UnixNano())
-	if t.observe != nil {
-		t.observe.Observe(d.Seconds())
-	}
+	return d
 }
 
 // Failed records a request that got no usable answer.

@@ -56,3 +56,24 @@ func TestTrackerObserver(t *testing.T) {
 		t.Fatalf("Answered with an observer allocates %.0f times", n)
 	}
 }
+
+// A connection set-up shows the target reachable, with the time it took,
+// but is not a round trip: the observer does not see it.
+func TestTrackerConnected(t *testing.T) {
+	var tr Tracker
+	var o lastObserved
+	tr.SetObserver(&o)
+	tr.Failed(errors.New("connection refused"))
+	time.Sleep(time.Millisecond)
+	tr.Connected(time.Now().Add(-4 * time.Millisecond))
+	if h := tr.Health(); !h.Reachable() || h.Latency < 4*time.Millisecond {
+		t.Fatalf("after a connection: %+v", h)
+	}
+	if o.n != 0 {
+		t.Fatalf("a connection set-up was observed %d times as a round trip", o.n)
+	}
+	tr.Answered(time.Now())
+	if o.n != 1 {
+		t.Fatalf("observed %d answers, want 1", o.n)
+	}
+}

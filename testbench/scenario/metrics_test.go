@@ -122,14 +122,23 @@ func TestMetricsEndpoint(t *testing.T) {
 
 // OPC UA is counted under its own protocol, per request, with the decision
 // its audit record carries (partial for a request with some elements
-// refused), as node-opcua runs the service checks through brana.
+// refused), as node-opcua runs the service checks through brana; the
+// target's round trips are the requests the PLC answered, without Publish.
 func TestMetricsOPCUA(t *testing.T) {
 	nodeopcua.Require(t)
 	plc := startOPCUAPLC(t)
 	ns := plc.NamespaceURI()
 	gw := gwtest.Start(t, configHead+opcuaLab(plc.Endpoint(), "")+partiesYAML+opcuaRules("monitoring", "line-opc", ns)+metricsYAML)
 	base := "http://" + gw.MetricsAddr().String()
-	checkOPCUAServices(t, plc, runNode(t, "opc.tcp://"+gw.Addr("opc-lab").String(), opcuaServiceOps(ns), 60*time.Second))
+	// A subscription after the service checks, so that Publish long polls
+	// reach the PLC too.
+	ops := append(opcuaServiceOps(ns), nodeopcua.Op{"op": "subscribe", "path": "Feeder/Heartbeat", "namespace": ns,
+		"seconds": 2, "publishingInterval": 200, "samplingInterval": 100})
+	res := runNode(t, "opc.tcp://"+gw.Addr("opc-lab").String(), ops, 60*time.Second)
+	checkOPCUAServices(t, plc, res)
+	if sub := res[len(res)-1]; sub.Error != "" || sub.Notifications == 0 {
+		t.Fatalf("subscription through brana: %+v", sub)
+	}
 
 	deadline := time.Now().Add(5 * time.Second)
 	for metricValue(t, scrape(t, base), "brana_sessions_live", "protocol=opcua") != 0 {
@@ -140,13 +149,17 @@ func TestMetricsOPCUA(t *testing.T) {
 	}
 	fams := waitAuditSettled(t, base)
 	want := map[string]float64{}
-	opened, publish := 0.0, 0.0
+	opened, publish, answered := 0.0, 0.0, 0.0
 	for _, r := range readAudit(t, gw.AuditPath()) {
 		switch r.Type {
 		case "command":
 			want[r.Decision]++
 			if r.Service == "Publish" {
 				publish++
+			}
+		case "result":
+			if r.Decision != "error" && r.Service != "Publish" {
+				answered++ // a forwarded request the PLC answered
 			}
 		case "session.open":
 			opened++
@@ -165,6 +178,18 @@ func TestMetricsOPCUA(t *testing.T) {
 	// Every decided request was answered and timed, except Publish long polls.
 	if h := expectHistogram(t, fams, "brana_command_duration_seconds", "protocol=opcua"); float64(h.GetSampleCount()) != total-publish {
 		t.Errorf("%d OPC UA answers timed for %v decided requests, %v of them Publish", h.GetSampleCount(), total, publish)
+	}
+	// The PLC's round trips: every forwarded request it answered, except
+	// Publish, and brana's own two Browses that learn that Feeder/Firmware's
+	// Open is FileType Open (its HasComponent methods, its type definition).
+	// Opening the PLC session is not a round trip.
+	const lookups = 2
+	if publish == 0 || answered == 0 {
+		t.Fatalf("node-opcua sent %v Publish, the PLC answered %v forwarded requests; the check needs both", publish, answered)
+	}
+	if h := expectHistogram(t, fams, "brana_target_roundtrip_seconds", "target=line-opc"); float64(h.GetSampleCount()) != answered+lookups || h.GetSampleSum() <= 0 {
+		t.Errorf("line-opc round trips: %d observed, %v s in all; want %v forwarded requests answered (Publish left out) and %d lookups",
+			h.GetSampleCount(), h.GetSampleSum(), answered, lookups)
 	}
 }
 
