@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/brana-ot/brana/gateway/config"
 	"github.com/brana-ot/brana/gateway/opcuatrust"
+	"github.com/brana-ot/brana/testbench/netpath"
 	"github.com/brana-ot/brana/testbench/nodeopcua"
 )
 
@@ -93,7 +92,7 @@ func TestPinnedPLC(t *testing.T) {
 	nodeopcua.Require(t)
 	plcA := nodeopcua.StartServer(t, nodeopcua.ServerOptions{User: "brana-gw", Password: "s3cret-plc-pw"})
 	fpA := serverFingerprint(t, plcA)
-	path := newSwitchable(t, strings.TrimPrefix(plcA.Endpoint(), "opc.tcp://"))
+	path := netpath.New(t, strings.TrimPrefix(plcA.Endpoint(), "opc.tcp://"))
 	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +100,7 @@ func TestPinnedPLC(t *testing.T) {
 	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	target := func(pin string) *Target {
-		return New(config.Target{Name: "node-plc", Endpoint: "opc.tcp://" + path.addr(), SecurityPolicy: "auto", SecurityMode: "auto",
+		return New(config.Target{Name: "node-plc", Endpoint: "opc.tcp://" + path.Addr(), SecurityPolicy: "auto", SecurityMode: "auto",
 			Username: plcA.User(), Timeout: config.Duration(5 * time.Second), MaxSessions: 2, MaxPublish: 1,
 			ServerCertificateSHA256: pin}, id, plcA.Password(), log)
 	}
@@ -158,7 +157,7 @@ func TestPinnedPLC(t *testing.T) {
 		if err := read(s); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("cut %d connections", path.cut())
+		t.Logf("cut %d connections", path.Cut())
 		if err := eventually(ctx, func() error { return read(s) }); err != nil {
 			t.Fatalf("read after the connection was restored: %v", err)
 		}
@@ -199,8 +198,8 @@ func TestPinnedPLC(t *testing.T) {
 		if fpB == fpA {
 			t.Fatal("test bug: both PLCs have one certificate")
 		}
-		path.point(strings.TrimPrefix(plcB.Endpoint(), "opc.tcp://"))
-		t.Logf("cut %d connections", path.cut())
+		path.Point(strings.TrimPrefix(plcB.Endpoint(), "opc.tcp://"))
+		t.Logf("cut %d connections", path.Cut())
 		read(s) // fails: the connection is gone, and the restore begins
 		var m *CertificateMismatchError
 		select {
@@ -279,65 +278,4 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// switchable is a TCP path to a PLC whose connections the test can cut and
-// whose far end it can move to another PLC, as when a PLC is replaced.
-type switchable struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	to    string
-	conns []net.Conn
-}
-
-func newSwitchable(t *testing.T, to string) *switchable {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &switchable{ln: ln, to: to}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			to := p.to
-			p.mu.Unlock()
-			up, err := net.Dial("tcp", to)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *switchable) addr() string { return p.ln.Addr().String() }
-
-func (p *switchable) point(to string) {
-	p.mu.Lock()
-	p.to = to
-	p.mu.Unlock()
-}
-
-// cut closes every connection on the path and reports how many pairs.
-func (p *switchable) cut() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	n := len(p.conns) / 2
-	p.conns = nil
-	return n
 }

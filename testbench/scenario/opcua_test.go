@@ -3,17 +3,15 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/testbench/gwtest"
+	"github.com/brana-ot/brana/testbench/netpath"
 	"github.com/brana-ot/brana/testbench/nodeopcua"
 	"github.com/brana-ot/brana/testbench/opcuasim"
 )
@@ -415,7 +413,7 @@ func TestOPCUAPLCReconnect(t *testing.T) {
 	nodeopcua.Require(t)
 	srv := nodeopcua.StartServer(t, nodeopcua.ServerOptions{User: "brana-gw", Password: "s3cret-plc-pw"})
 	ns := srv.NamespaceURI()
-	path := newCuttable(t, strings.TrimPrefix(srv.Endpoint(), "opc.tcp://"))
+	path := netpath.New(t, strings.TrimPrefix(srv.Endpoint(), "opc.tcp://"))
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "plc.pw"), []byte(srv.Password()), 0o600); err != nil {
 		t.Fatal(err)
@@ -429,14 +427,14 @@ listeners:
 targets:
   - name: node-plc
     protocol: opcua
-    endpoint: opc.tcp://`+path.addr()+`
+    endpoint: opc.tcp://`+path.Addr()+`
     username: `+srv.User()+`
     password_file: `+filepath.Join(dir, "plc.pw")+`
     timeout: 3s
 `+partiesYAML+strings.ReplaceAll(opcuaRules("monitoring", "line-opc", ns), "line-opc", "node-plc"))
 	go func() {
 		time.Sleep(8 * time.Second)
-		t.Logf("cut %d connections to the PLC", path.cut())
+		t.Logf("cut %d connections to the PLC", path.Cut())
 	}()
 	res := runNode(t, "opc.tcp://"+gw.Addr("opc-lab").String(), []nodeopcua.Op{
 		{"op": "subscribe", "nodeId": "nsu=" + ns + ";s=Feeder.Voltage", "seconds": 20, "publishingInterval": 500, "samplingInterval": 250},
@@ -463,57 +461,6 @@ targets:
 	if opens != 1 {
 		t.Fatalf("%d vendor sessions; the reconnect should be invisible to the vendor", opens)
 	}
-}
-
-// cuttable is a TCP path to addr whose connections the test can cut, as a
-// failing switch or cable would.
-type cuttable struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newCuttable(t *testing.T, addr string) *cuttable {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cuttable{ln: ln}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *cuttable) addr() string { return p.ln.Addr().String() }
-
-// cut closes every connection on the path and reports how many pairs.
-func (p *cuttable) cut() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	n := len(p.conns) / 2
-	p.conns = nil
-	return n
 }
 
 // A rule may name browse paths instead of NodeIds: brana resolves them on
