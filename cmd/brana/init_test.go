@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/testbench/gwtest"
 )
 
 // initStarter points `brana init` at a starter config whose paths are
@@ -28,32 +28,9 @@ import (
 func initStarter(t *testing.T, dir string) string {
 	t.Helper()
 	old := starter
-	starter = []byte(strings.NewReplacer("/var/lib/brana", filepath.Join(dir, "data"), "/etc/brana", filepath.Join(dir, "etc"),
-		"/run/brana", filepath.Join(dir, "run"), "0.0.0.0:502", "127.0.0.1:0", "0.0.0.0:2222", "127.0.0.1:0",
-		"127.0.0.1:8443", "127.0.0.1:0").Replace(string(config.Starter)))
+	starter = config.StarterUnder(dir)
 	t.Cleanup(func() { starter = old })
 	return filepath.Join(dir, "etc", "brana.yaml")
-}
-
-// tree is every file under dir with its mode, modification time and
-// contents.
-func tree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := d.Info()
-		s := fmt.Sprintf("%v %d", fi.Mode(), fi.ModTime().UnixNano())
-		if fi.Mode().IsRegular() {
-			b, _ := os.ReadFile(p)
-			s += fmt.Sprintf(" %x", sha256.Sum256(b))
-		}
-		out[p] = s
-		return nil
-	})
-	return out
 }
 
 var (
@@ -182,7 +159,7 @@ func TestInit(t *testing.T) {
 	})
 
 	t.Run("again", func(t *testing.T) {
-		before := tree(t, dir)
+		before := gwtest.Tree(t, dir)
 		code, again, errOut := brana(t, "init", "-c", file, "--user", "nobody")
 		if code != exitOK {
 			t.Fatalf("second init = %d\n%s%s", code, again, errOut)
@@ -193,7 +170,7 @@ func TestInit(t *testing.T) {
 		if passwordRE.MatchString(again) || !strings.Contains(again, "kept as it is") || strings.Contains(again, "made ") {
 			t.Errorf("second init:\n%s", again)
 		}
-		after := tree(t, dir)
+		after := gwtest.Tree(t, dir)
 		for p, s := range after {
 			if strings.HasSuffix(p, "last-seen") || strings.Contains(p, "/audit") || strings.HasSuffix(p, ".db") || strings.HasSuffix(p, "data") {
 				continue // the gateway ran in between; init never touches them

@@ -2,7 +2,9 @@ package config
 
 import (
 	_ "embed"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -14,6 +16,17 @@ import (
 //
 //go:embed starter.yaml
 var Starter []byte
+
+// StarterUnder is the starter config with its fixed paths (/etc/brana,
+// /var/lib/brana, /run/brana) moved under dir and its listeners on
+// loopback ports the system picks: brana's own set-up, runnable without
+// root and without touching the system, as the tests of init run it.
+func StarterUnder(dir string) []byte {
+	return []byte(strings.NewReplacer(
+		"/var/lib/brana", filepath.Join(dir, "data"), "/etc/brana", filepath.Join(dir, "etc"), "/run/brana", filepath.Join(dir, "run"),
+		"0.0.0.0:502", "127.0.0.1:0", "0.0.0.0:2222", "127.0.0.1:0", "127.0.0.1:8443", "127.0.0.1:0", "127.0.0.1:9464", "127.0.0.1:0",
+	).Replace(string(Starter)))
+}
 
 // AccountFiles returns the accounts files the config in data names
 // (admin.accounts, console.accounts), resolved as Parse resolves them, read

@@ -11,12 +11,6 @@ import (
 	"github.com/brana-ot/brana/policy"
 )
 
-// starterIn is the starter config with its absolute paths moved under dir.
-func starterIn(dir string) []byte {
-	return []byte(strings.NewReplacer("/var/lib/brana", filepath.Join(dir, "data"), "/etc/brana", filepath.Join(dir, "etc"),
-		"/run/brana", filepath.Join(dir, "run")).Replace(string(Starter)))
-}
-
 // The starter config loads as it is, once the accounts file it names
 // exists (brana init makes it), and its policy compiles. It admits nobody:
 // its one party is on a documentation network.
@@ -30,7 +24,7 @@ func TestStarter(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "etc", "brana.yaml")
 	os.MkdirAll(filepath.Dir(file), 0o755)
-	if err := os.WriteFile(file, starterIn(dir), 0o640); err != nil {
+	if err := os.WriteFile(file, StarterUnder(dir), 0o640); err != nil {
 		t.Fatal(err)
 	}
 
@@ -79,7 +73,7 @@ func TestStarter(t *testing.T) {
 		}
 	})
 	t.Run("ok/account-files", func(t *testing.T) {
-		if got := AccountFiles(file, starterIn(dir)); len(got) != 1 || got[0] != accounts {
+		if got := AccountFiles(file, StarterUnder(dir)); len(got) != 1 || got[0] != accounts {
 			t.Errorf("AccountFiles = %q; want [%s]", got, accounts)
 		}
 		if got := AccountFiles(file, []byte("admin: {accounts: a.yaml}\nconsole: {accounts: b.yaml}\nnonsense: [")); got != nil {

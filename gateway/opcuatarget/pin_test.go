@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -93,10 +92,7 @@ func TestPinnedPLC(t *testing.T) {
 	plcA := nodeopcua.StartServer(t, nodeopcua.ServerOptions{User: "brana-gw", Password: "s3cret-plc-pw"})
 	fpA := serverFingerprint(t, plcA)
 	path := netpath.New(t, strings.TrimPrefix(plcA.Endpoint(), "opc.tcp://"))
-	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := testIdentity(t)
 	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	target := func(pin string) *Target {

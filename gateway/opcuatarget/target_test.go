@@ -66,18 +66,8 @@ func TestChooseEndpoint(t *testing.T) {
 // Outstanding Publish requests stay within max_publish: the others wait at
 // brana rather than earn a BadTooManyPublishRequests from the PLC.
 func TestPublishLimit(t *testing.T) {
-	plc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://127.0.0.1:0", Model: "feeder"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := plc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer plc.Close()
-	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plc := startFeeder(t)
+	id := testIdentity(t)
 	tg := New(config.Target{Name: "plc", Endpoint: plc.Endpoint(), SecurityPolicy: "auto", SecurityMode: "auto",
 		Timeout: config.Duration(5 * time.Second), MaxSessions: 1, MaxPublish: 2}, id, "", slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -119,10 +109,7 @@ func TestPublishLimit(t *testing.T) {
 
 // A PLC that is not there shows in the target's health.
 func TestHealthUnreachable(t *testing.T) {
-	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := testIdentity(t)
 	tg := New(config.Target{Name: "plc", Endpoint: "opc.tcp://127.0.0.1:1", SecurityPolicy: "auto", SecurityMode: "auto",
 		Timeout: config.Duration(time.Second), MaxSessions: 1, MaxPublish: 1}, id, "", slog.New(slog.DiscardHandler))
 	if _, err := tg.Open(t.Context(), "test"); err == nil {
@@ -155,18 +142,8 @@ func (o *countObserver) count() (int, float64) {
 // The round-trip observer sees each answered service request once, and
 // neither the session's set-up nor a Publish (its wait is the keep-alive).
 func TestRoundTripObserved(t *testing.T) {
-	plc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://127.0.0.1:0", Model: "feeder"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := plc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer plc.Close()
-	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plc := startFeeder(t)
+	id := testIdentity(t)
 	tg := New(config.Target{Name: "plc", Endpoint: plc.Endpoint(), SecurityPolicy: "auto", SecurityMode: "auto",
 		Timeout: config.Duration(5 * time.Second), MaxSessions: 1, MaxPublish: 1}, id, "", slog.New(slog.DiscardHandler))
 	var o countObserver
@@ -213,4 +190,29 @@ func TestRoundTripObserved(t *testing.T) {
 	if n != len(requests) || sum <= 0 || sum > 5 {
 		t.Fatalf("after a Publish: %d round trips observed, %v s in all; want %d, more than 0", n, sum, len(requests))
 	}
+}
+
+// startFeeder is a simulated feeder PLC (gopcua's server), closed when the
+// test ends.
+func startFeeder(t *testing.T) *opcuasim.PLC {
+	t.Helper()
+	plc, err := opcuasim.New(opcuasim.Options{Endpoint: "opc.tcp://127.0.0.1:0", Model: "feeder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plc.Close() })
+	return plc
+}
+
+// testIdentity is a fresh application certificate for brana's client side.
+func testIdentity(t *testing.T) Identity {
+	t.Helper()
+	id, _, err := opcuatrust.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "c.pem"), "urn:brana:test:client", []string{"test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -3,7 +3,6 @@ package provision
 import (
 	"context"
 	"crypto/sha1"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,44 +19,8 @@ import (
 	"github.com/brana-ot/brana/gateway"
 	"github.com/brana-ot/brana/gateway/adminapi"
 	"github.com/brana-ot/brana/gateway/config"
+	"github.com/brana-ot/brana/testbench/gwtest"
 )
-
-// starterIn is the starter config with its paths moved under dir and its
-// listeners on 127.0.0.1:0.
-func starterIn(dir string) []byte {
-	return []byte(strings.NewReplacer("/var/lib/brana", filepath.Join(dir, "data"), "/etc/brana", filepath.Join(dir, "etc"),
-		"/run/brana", filepath.Join(dir, "run"), "0.0.0.0:502", "127.0.0.1:0", "0.0.0.0:2222", "127.0.0.1:0",
-		"127.0.0.1:8443", "127.0.0.1:0").Replace(string(config.Starter)))
-}
-
-// snapshot is every file under dir: mode, modification time and contents.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		s := fmt.Sprintf("%v %v", fi.Mode(), fi.ModTime().UnixNano())
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			s += fmt.Sprintf(" %x", sha256.Sum256(b))
-		}
-		out[p] = s
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func fingerprints(res *Result) map[string]string {
 	m := map[string]string{}
@@ -73,7 +36,7 @@ func fingerprints(res *Result) map[string]string {
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "etc", "brana.yaml")
-	o := Options{Config: file, Starter: starterIn(dir)}
+	o := Options{Config: file, Starter: config.StarterUnder(dir)}
 	res, err := Run(o)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +87,7 @@ func TestRun(t *testing.T) {
 		t.Error("clock behind on a first run")
 	}
 
-	before := snapshot(t, dir)
+	before := gwtest.Tree(t, dir)
 	again, err := Run(o)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +106,7 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(strings.Join(again.Notes, "\n"), "account engineer is in") {
 		t.Errorf("notes %q do not say the account is kept", again.Notes)
 	}
-	after := snapshot(t, dir)
+	after := gwtest.Tree(t, dir)
 	for p, s := range before {
 		if after[p] != s {
 			t.Errorf("second run changed %s: %s -> %s", p, s, after[p])
@@ -179,7 +142,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 	for p, s := range before {
-		if strings.Contains(p, "keys") && snapshot(t, dir)[p] != s {
+		if strings.Contains(p, "keys") && gwtest.Tree(t, dir)[p] != s {
 			t.Errorf("the gateway changed %s", p)
 		}
 	}
@@ -191,19 +154,19 @@ func TestRunBrokenConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "etc", "brana.yaml")
 	os.MkdirAll(filepath.Dir(file), 0o755)
-	broken := strings.Replace(string(starterIn(dir)), "listen: 127.0.0.1:0\n  # hosts", "listen: nowhere\n  # hosts", 1)
-	if broken == string(starterIn(dir)) {
+	broken := strings.Replace(string(config.StarterUnder(dir)), "listen: 127.0.0.1:0\n  # hosts", "listen: nowhere\n  # hosts", 1)
+	if broken == string(config.StarterUnder(dir)) {
 		t.Fatal("the test did not break the config")
 	}
 	if err := os.WriteFile(file, []byte(broken), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, dir)
-	_, err := Run(Options{Config: file, Starter: starterIn(dir)})
+	before := gwtest.Tree(t, dir)
+	_, err := Run(Options{Config: file, Starter: config.StarterUnder(dir)})
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "console.listen") || !strings.Contains(err.Error(), `"nowhere"`) {
 		t.Fatalf("Run = %v; want ErrConfig naming console.listen", err)
 	}
-	after := snapshot(t, dir)
+	after := gwtest.Tree(t, dir)
 	for p, s := range after {
 		if before[p] == "" || (!strings.HasPrefix(s, "d") && before[p] != s) {
 			t.Errorf("a broken config made or changed %s", p)
@@ -218,7 +181,7 @@ func TestRunAccounts(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "etc", "brana.yaml")
 	run := func(eng, pw string) (*Result, error) {
-		return Run(Options{Config: file, Starter: starterIn(dir), Engineer: eng, Password: pw})
+		return Run(Options{Config: file, Starter: config.StarterUnder(dir), Engineer: eng, Password: pw})
 	}
 	accounts := filepath.Join(dir, "etc", "accounts.yaml")
 	for _, tc := range []struct {
@@ -313,7 +276,7 @@ func TestRunOPCUA(t *testing.T) {
   - name: line-opc
     protocol: opcua
     endpoint: opc.tcp://192.0.2.20:4840
-`).Replace(string(starterIn(dir)))
+`).Replace(string(config.StarterUnder(dir)))
 	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +317,7 @@ func TestRunClockBehind(t *testing.T) {
 	os.MkdirAll(data, 0o750)
 	last := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
 	os.WriteFile(filepath.Join(data, "last-seen"), []byte(last.Format(time.RFC3339)+"\n"), 0o640)
-	o := Options{Config: file, Starter: starterIn(dir)}
+	o := Options{Config: file, Starter: config.StarterUnder(dir)}
 
 	res, err := Run(o)
 	if !errors.Is(err, ErrClockBehind) || !strings.Contains(err.Error(), "console.pem") || res == nil || !res.ClockBehind || !res.LastSeen.Equal(last) {
@@ -391,7 +354,7 @@ func TestRunOwnership(t *testing.T) {
 	gid, _ := strconv.Atoi(u.Gid)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "etc", "brana.yaml")
-	res, err := Run(Options{Config: file, Starter: starterIn(dir), AsRoot: true, User: "nobody"})
+	res, err := Run(Options{Config: file, Starter: config.StarterUnder(dir), AsRoot: true, User: "nobody"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +381,7 @@ func TestRunOwnership(t *testing.T) {
 		t.Errorf("notes %q", res.Notes)
 	}
 
-	res, err = Run(Options{Config: file, Starter: starterIn(dir), AsRoot: true, User: "no-such-brana-user"})
+	res, err = Run(Options{Config: file, Starter: config.StarterUnder(dir), AsRoot: true, User: "no-such-brana-user"})
 	if err != nil || !strings.Contains(strings.Join(res.Notes, "\n"), "user no-such-brana-user does not exist") {
 		t.Errorf("Run with an unknown user = %v, notes %q", err, res.Notes)
 	}

@@ -4,6 +4,9 @@ package gwtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -81,4 +84,35 @@ func (g *Gateway) Stop(tb testing.TB) {
 // ModbusAddr is the address of the named listener.
 func (g *Gateway) ModbusAddr(listener string) string {
 	return g.Addr(listener).String()
+}
+
+// Tree is every file and directory under dir with its mode, modification
+// time and, for files, the SHA-256 of its contents: two Trees are equal
+// when nothing under dir was written.
+func Tree(tb testing.TB, dir string) map[string]string {
+	tb.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		s := fmt.Sprintf("%v %d", fi.Mode(), fi.ModTime().UnixNano())
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		out[p] = s
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }
