@@ -265,6 +265,12 @@ var errSSHShort = errors.New("key data ends early")
 // OpenSSH PROTOCOL.u2f); certificates, DSA keys and RSA keys under 2048 bits
 // are refused.
 func sshKeyFingerprint(line string) (string, error) {
+	// A key is one line. A line break inside would pass the base64 decoder,
+	// which skips them, but no SSH tool reads such a key.
+	line = strings.TrimRight(line, "\r\n")
+	if strings.ContainsAny(line, "\r\n") {
+		return "", errors.New("a key is one line (TYPE BASE64 [COMMENT]); this one has a line break")
+	}
 	// Fields are separated by spaces and tabs only, as OpenSSH reads
 	// authorized_keys: other white space belongs to a field.
 	fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })

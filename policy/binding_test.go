@@ -111,6 +111,8 @@ func TestSSHKeyFingerprint(t *testing.T) {
 		{"ok/sk-ed25519", keyLine(sshSKEd25519, wire([]byte(sshSKEd25519), edPub, []byte("ssh:")), "yubikey"), ""},
 		{"ok/sk-ecdsa", keyLine(sshSKECDSA, wire([]byte(sshSKECDSA), []byte("nistp256"), p256Point, []byte("ssh:")), ""), ""},
 		{"fail/empty", "  ", "empty key"},
+		{"ok/trailing-newline", keys["ed25519-a"] + " jan@laptop\n", ""},
+		{"fail/line-break-in-data", func() string { k := keys["ed25519-a"]; return k[:len(k)-4] + "\n" + k[len(k)-4:] }(), "has a line break"},
 		{"fail/unknown-type", "ssh-foo AAAA", `unknown key type "ssh-foo"`},
 		{"fail/certificate", certLine, "bind its principal with ssh_principals"},
 		{"fail/dsa", "ssh-dss AAAAB3NzaC1kc3MAAACBAP", "DSA keys are not accepted"},
