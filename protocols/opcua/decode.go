@@ -731,8 +731,14 @@ func (w *walker) extension(b []byte, depth int) (int, *walkError) {
 	}
 	mask := b[pos]
 	pos++
-	if mask == ua.ExtensionObjectEmpty {
+	switch mask {
+	case ua.ExtensionObjectEmpty:
 		return pos, nil
+	case ua.ExtensionObjectBinary, ua.ExtensionObjectXML:
+	default:
+		// Part 6 defines 0, 1 and 2 only; gopcua would keep the byte and
+		// re-encode the object without its body.
+		return 0, w.bad(b[pos-1:], "ExtensionObject %s with unknown encoding %d", expandedString(&typeID), mask)
 	}
 	if len(b) < pos+4 {
 		return 0, w.short(b[pos:], 4, "ExtensionObject length")
